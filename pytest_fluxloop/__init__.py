@@ -1,0 +1,72 @@
+"""pytest-fluxloop: simulate users talking to AI agents as pytest tests.
+
+Public API (imported lazily, so loading the pytest plugin stays cheap)::
+
+    from pytest_fluxloop import agent, trace, tool, event      # instrumentation SDK
+    from pytest_fluxloop import Experiment, load_config        # run from plain Python
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cases import Case, ExperimentPlan
+    from .config import LoadedConfig, Overrides, load_config
+    from .engine import Experiment
+    from .errors import ConfigError, FluxloopError, TargetError
+    from .fixtures import FluxloopResult
+    from .records import ExperimentSummary, Observation, TraceRecord
+    from .tracing import agent, current_trace, event, tool, trace
+
+_EXPORTS = {
+    "agent": "tracing",
+    "trace": "tracing",
+    "tool": "tracing",
+    "event": "tracing",
+    "current_trace": "tracing",
+    "Experiment": "engine",
+    "load_config": "config",
+    "LoadedConfig": "config",
+    "Overrides": "config",
+    "Case": "cases",
+    "ExperimentPlan": "cases",
+    "TraceRecord": "records",
+    "Observation": "records",
+    "ExperimentSummary": "records",
+    "FluxloopResult": "fixtures",
+    "ConfigError": "errors",
+    "TargetError": "errors",
+    "FluxloopError": "errors",
+}
+
+__all__ = [
+    "Case",
+    "ConfigError",
+    "Experiment",
+    "ExperimentPlan",
+    "ExperimentSummary",
+    "FluxloopError",
+    "FluxloopResult",
+    "LoadedConfig",
+    "Observation",
+    "Overrides",
+    "TargetError",
+    "TraceRecord",
+    "agent",
+    "current_trace",
+    "event",
+    "load_config",
+    "tool",
+    "trace",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_fluxloop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

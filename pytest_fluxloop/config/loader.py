@@ -1,0 +1,251 @@
+"""Find, read, merge and override the config files of one FluxLoop project.
+
+One place decides every setting: ``simulation.yaml`` plus its companions ``project.yaml``,
+``input.yaml`` and ``evaluation.yaml`` from the same folder, then overrides from the CLI or
+pytest options. Overrides are applied to the raw data *before* validation, so they get exactly
+the same checks (and messages name the option instead of a file line).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ConfigError
+from .errors import format_validation_error
+from .models import EvaluationConfig, InputConfig, ProjectConfig, SimulationConfig
+from .yaml_io import KeyPath, YamlDocument, load_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+COMPANIONS = {"project": "project.yaml", "input": "input.yaml", "evaluation": "evaluation.yaml"}
+
+
+class Overrides(BaseModel):
+    """Settings given on the command line; ``None`` means "not overridden"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    iterations: int | None = None
+    personas: list[str] | None = None
+    inputs_file: str | None = None
+    output_directory: str | None = None
+    experiment_name: str | None = None
+    multi_turn: bool | None = None
+    max_turns: int | None = None
+    auto_approve_tools: bool | None = None
+    persona_override: str | None = None
+    supervisor_provider: str | None = None
+    supervisor_model: str | None = None
+    supervisor_temperature: float | None = None
+    supervisor_api_key: str | None = Field(default=None, repr=False)
+    resume: str | None = None
+    style: Literal["cli", "pytest"] = Field(
+        default="cli", description="Spell option names as the CLI or as pytest options."
+    )
+
+    def option(self, name: str) -> str:
+        """How the user typed this override (for messages)."""
+        flag = name.replace("_", "-")
+        flag = {"output-directory": "output-dir", "inputs-file": "inputs"}.get(flag, flag)
+        return f"--fluxloop-{flag}" if self.style == "pytest" else f"--{flag}"
+
+
+# Override field -> key path inside simulation.yaml.
+_SIMULATION_PATHS: dict[str, KeyPath] = {
+    "iterations": ("iterations",),
+    "output_directory": ("output_directory",),
+    "experiment_name": ("name",),
+    "multi_turn": ("multi_turn", "enabled"),
+    "max_turns": ("multi_turn", "max_turns"),
+    "auto_approve_tools": ("multi_turn", "auto_approve_tools"),
+    "persona_override": ("multi_turn", "persona_override"),
+    "supervisor_provider": ("multi_turn", "supervisor", "provider"),
+    "supervisor_model": ("multi_turn", "supervisor", "model"),
+    "supervisor_temperature": ("multi_turn", "supervisor", "temperature"),
+    "supervisor_api_key": ("multi_turn", "supervisor", "api_key"),
+}
+
+
+@dataclass
+class LoadedConfig:
+    """Every setting of one experiment, validated, with where it came from."""
+
+    simulation: SimulationConfig
+    config_path: Path
+    project_root: Path
+    project: ProjectConfig | None = None
+    input: InputConfig | None = None
+    evaluation: EvaluationConfig | None = None
+    overrides: Overrides = field(default_factory=Overrides)
+    sources: dict[str, Path] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def config_dir(self) -> Path:
+        """The folder holding simulation.yaml and its companions."""
+        return self.config_path.parent
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from a config file, relative to the project root."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.project_root / candidate)
+
+    @property
+    def experiment_name(self) -> str:
+        """The experiment's name (``--experiment-name`` overrides ``name``)."""
+        return self.simulation.name
+
+    @property
+    def service_context(self) -> str | None:
+        """``project.yaml`` ``metadata.service_context``."""
+        return self.project.metadata.service_context if self.project else None
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready copy of all settings for ``config.yaml``/``summary.json`` (not redacted)."""
+        snap: dict[str, Any] = {"simulation": self.simulation.model_dump(mode="json")}
+        for key in COMPANIONS:
+            model = getattr(self, key)
+            if model is not None:
+                snap[key] = model.model_dump(mode="json", exclude_defaults=True)
+        return snap
+
+
+def project_root_for(config_path: Path) -> Path:
+    """The project root: the parent of a ``configs/`` folder, else the config's own folder."""
+    folder = config_path.parent
+    return folder.parent if folder.name == "configs" else folder
+
+
+def load_config(path: Path | str, overrides: Overrides | None = None) -> LoadedConfig:
+    """Load ``simulation.yaml`` at ``path`` with its companions and apply ``overrides``.
+
+    Raises ConfigError with a message naming the file, line, key and a fix.
+    """
+    overrides = overrides or Overrides()
+    config_path = Path(path).expanduser().resolve()
+    if not config_path.is_file():
+        raise ConfigError(
+            f"config file not found: {config_path} "
+            "(pass --fluxloop-config / --config with the path to configs/simulation.yaml)"
+        )
+    root = project_root_for(config_path)
+    load_dotenv(root / ".env")
+
+    doc = load_yaml(config_path)
+    raw = _mapping(doc, "simulation config")
+    raw = _apply_legacy_aliases(raw, doc)
+    labels: dict[KeyPath, str] = {}
+    for name, key_path in _SIMULATION_PATHS.items():
+        value = getattr(overrides, name)
+        if value is not None:
+            _set_path(raw, key_path, value)
+            labels[key_path] = overrides.option(name)
+    simulation = validate(SimulationConfig, raw, doc, labels)
+    loaded = LoadedConfig(
+        simulation=simulation,
+        config_path=config_path,
+        project_root=root,
+        overrides=overrides,
+        sources={"simulation": config_path},
+    )
+    for key, filename in COMPANIONS.items():
+        companion = config_path.parent / filename
+        if companion == config_path or not companion.is_file():
+            continue
+        model = {"project": ProjectConfig, "input": InputConfig, "evaluation": EvaluationConfig}
+        cdoc = load_yaml(companion)
+        data = {} if cdoc.data is None else _mapping(cdoc, f"{key} config")
+        setattr(loaded, key, validate(model[key], data, cdoc))
+        loaded.sources[key] = companion
+    _check_runner(loaded, doc)
+    return loaded
+
+
+def validate(
+    model: type[M],
+    data: Any,
+    doc: YamlDocument | None,
+    labels: dict[KeyPath, str] | None = None,
+) -> M:
+    """Validate ``data`` into ``model``; ConfigError with readable lines on failure."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, model, doc, labels)) from None
+
+
+def _mapping(doc: YamlDocument, what: str) -> dict[str, Any]:
+    if doc.data is None:
+        raise ConfigError(f"{doc.path}: the file is empty; expected a {what} mapping")
+    if not isinstance(doc.data, dict):
+        raise ConfigError(
+            f"{doc.path}: expected a {what} mapping of keys, got {type(doc.data).__name__}"
+        )
+    return copy.deepcopy(doc.data)
+
+
+def _apply_legacy_aliases(raw: dict[str, Any], doc: YamlDocument) -> dict[str, Any]:
+    """Accept the spellings seeds/001 shows: ``runner.iterations`` and ``output.directory``."""
+    runner = raw.get("runner")
+    if isinstance(runner, dict) and runner.get("iterations") is not None:
+        legacy = runner["iterations"]
+        if "iterations" in raw and raw["iterations"] != legacy:
+            raise ConfigError(
+                f"{doc.where(('runner', 'iterations'))}: runner.iterations ({legacy!r}) disagrees "
+                f"with iterations ({raw['iterations']!r}); keep only one"
+            )
+        raw.setdefault("iterations", legacy)
+    output = raw.get("output")
+    if isinstance(output, dict) and output.get("directory") is not None:
+        legacy = output["directory"]
+        if "output_directory" in raw and raw["output_directory"] != legacy:
+            raise ConfigError(
+                f"{doc.where(('output', 'directory'))}: output.directory ({legacy!r}) disagrees "
+                f"with output_directory ({raw['output_directory']!r}); keep only one"
+            )
+        raw.setdefault("output_directory", legacy)
+    return raw
+
+
+def _check_runner(loaded: LoadedConfig, doc: YamlDocument) -> None:
+    runner = loaded.simulation.runner
+    if runner.target and runner.module_path:
+        parts = f"{runner.module_path}:{runner.function_name}"
+        if parts != runner.target:
+            raise ConfigError(
+                f"{doc.where(('runner', 'target'))}: runner.target '{runner.target}' disagrees "
+                f"with runner.module_path + function_name ('{parts}'); keep one of them"
+            )
+    if not runner.target_spec:
+        raise ConfigError(
+            f"{doc.where(('runner',))}: runner.target is required "
+            '(e.g. target: "my_agent:run"), or runner.module_path + runner.function_name'
+        )
+
+
+def _set_path(raw: dict[str, Any], path: KeyPath, value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def load_dotenv(path: Path) -> None:
+    """Read ``.env`` in the project root; never override a variable already set."""
+    if not path.is_file():
+        return
+    from dotenv import dotenv_values
+
+    for key, value in dotenv_values(path).items():
+        if value is not None and key not in os.environ:
+            os.environ[key] = value

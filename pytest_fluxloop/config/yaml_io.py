@@ -1,0 +1,139 @@
+"""Safe YAML reading with file/line positions for every key.
+
+Why not plain ``yaml.safe_load``: we also need (a) the line of each key, so validation errors
+can point at it, (b) an error for duplicate keys (PyYAML silently keeps the last one, which
+would ignore a config key), and (c) caps against huge files and alias bombs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+MAX_YAML_BYTES = 10 * 1024 * 1024
+MAX_EXPANDED_NODES = 1_000_000
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDocument:
+    """Parsed YAML data with the 1-based line of every key path."""
+
+    path: Path
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line_of(self, loc: KeyPath) -> int | None:
+        """Line of the deepest known prefix of ``loc`` (errors may point inside a value)."""
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(tuple(loc[:end]))
+            if line is not None:
+                return line
+        return None
+
+    def where(self, loc: KeyPath) -> str:
+        """``file:line`` for messages."""
+        line = self.line_of(loc)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+
+def load_yaml(path: Path) -> YamlDocument:
+    """Read ``path`` with the safe loader; raise ConfigError naming file and line on any problem."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if size > MAX_YAML_BYTES:
+        raise ConfigError(
+            f"{path}: file is {size} bytes; config and input files are capped at "
+            f"{MAX_YAML_BYTES} bytes"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> YamlDocument:
+    """Parse YAML ``text`` (named ``path`` in messages)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return YamlDocument(path, None, {})
+        lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
+        _check_node(node, path, (), lines, {})
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = exc.problem or str(exc)
+        hint = ""
+        if "could not determine a constructor" in problem:
+            hint = " (tags like !!python/... are refused: FluxLoop reads YAML with safe_load)"
+        raise ConfigError(f"{where}: invalid YAML: {problem}{hint}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    return YamlDocument(path, data, lines)
+
+
+def _check_node(
+    node: yaml.Node,
+    path: Path,
+    loc: KeyPath,
+    lines: dict[KeyPath, int],
+    sizes: dict[int, int],
+) -> int:
+    """Record key lines, refuse duplicate keys, and bound the alias-expanded size."""
+    known = sizes.get(id(node))
+    if known is not None:
+        # An alias: shared nodes are counted again, as a consumer walking the data would.
+        return known
+    sizes[id(node)] = 1  # guards against recursive aliases while walking
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.tag)
+            line = key_node.start_mark.line + 1
+            if key == "<<":
+                total += _check_node(value_node, path, loc, lines, sizes)
+                continue
+            if key in seen:
+                raise ConfigError(
+                    f"{path}:{line}: duplicate key '{_dotted((*loc, key))}' "
+                    f"(first set on line {seen[key]}); remove one of them"
+                )
+            seen[key] = line
+            lines.setdefault((*loc, key), line)
+            total += _check_node(value_node, path, (*loc, key), lines, sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.setdefault((*loc, index), item.start_mark.line + 1)
+            total += _check_node(item, path, (*loc, index), lines, sizes)
+    if total > MAX_EXPANDED_NODES:
+        raise ConfigError(
+            f"{path}:{node.start_mark.line + 1}: YAML expands to more than "
+            f"{MAX_EXPANDED_NODES} values (alias bomb?); refusing to load it"
+        )
+    sizes[id(node)] = total
+    return total
+
+
+def _dotted(loc: KeyPath) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+dotted = _dotted

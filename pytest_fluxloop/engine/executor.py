@@ -1,0 +1,262 @@
+"""Run one case: call the agent with a deadline, retry transient errors, build the record.
+
+Every attempt runs on a daemon worker thread (async agents on a fresh event loop inside it),
+and the caller waits at most ``timeout_seconds``. That one mechanism enforces the timeout
+for sync agents stuck in ``time.sleep``, async agents that block their loop, and agents that
+swallow ``CancelledError``: the case ends as ``timeout`` on time and a thread that will not
+stop is left behind as a daemon (counted in ``leaked_threads``), never holding the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import random
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from contextvars import copy_context
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..artifacts.jsonsafe import to_jsonable
+from ..cases import Case
+from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
+from ..tracing.context import trace_context
+from .retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
+from .target import Target
+
+CANCEL_GRACE_SECONDS = 1.0
+# Frames of pytest-fluxloop itself are noise in an agent's traceback.
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+class AgentTimeout(Exception):
+    """The agent did not finish within ``timeout_seconds``."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How cases are executed (from ``runner`` and the top-level settings)."""
+
+    timeout_seconds: float = 120.0
+    max_retries: int = 3
+    run_delay_seconds: float = 0.0
+    auto_approve_tools: bool = True
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+
+@dataclass
+class CaseResult:
+    """A finished case: the record, plus the agent's raw return value (for fixtures)."""
+
+    record: TraceRecord
+    output: Any = None
+
+
+@dataclass
+class _Attempt:
+    output: Any = None
+    error: BaseException | None = None
+    timed_out: bool = False
+    observations: list[Observation] = field(default_factory=list)
+
+
+class CaseExecutor:
+    """Runs cases of one target. Thread-safe; holds no per-case state between calls."""
+
+    def __init__(
+        self,
+        target: Target,
+        settings: RunSettings,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.target = target
+        self.settings = settings
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_start = 0.0
+        self.leaked_threads = 0
+
+    def run(self, case: Case, trace_id: str | None = None) -> CaseResult:
+        """Run ``case`` to completion (all attempts) and return its record."""
+        self._pace()
+        trace_id = trace_id or uuid.uuid4().hex
+        started_at = utcnow()
+        t0 = time.perf_counter()
+        rng = random.Random(case.seed)
+        observations: list[Observation] = []
+        attempts = 0
+        while True:
+            attempts += 1
+            attempt = self._attempt(case, trace_id)
+            observations.extend(attempt.observations)
+            error = attempt.error
+            if error is None:
+                break
+            transient = attempt.timed_out or is_transient(error)
+            if not transient or attempts > self.settings.max_retries:
+                break
+            delay = backoff_delay(
+                attempts - 1, rng, self.settings.backoff_base, self.settings.backoff_max
+            )
+            hinted = retry_after_seconds(error)
+            if hinted is not None:
+                if hinted > MAX_RETRY_AFTER_SECONDS:
+                    break  # a long Retry-After: give up now rather than sleep silently
+                delay = max(delay, hinted)
+            observations.append(
+                Observation(
+                    trace_id=trace_id,
+                    type="retry",
+                    name="retry",
+                    error=_one_line(error),
+                    metadata={"attempt": attempts, "delay_s": round(delay, 3)},
+                )
+            )
+            self._sleep(delay)
+        duration_ms = (time.perf_counter() - t0) * 1000
+        status: TraceStatus = "success"
+        info: ErrorInfo | None = None
+        if attempt.error is not None:
+            status = "timeout" if attempt.timed_out else "error"
+            info = error_info(attempt.error, "timeout" if attempt.timed_out else "agent")
+        record = TraceRecord(
+            trace_id=trace_id,
+            case_id=case.case_id,
+            iteration=case.iteration,
+            persona=case.persona,
+            persona_description=case.persona_description,
+            input=case.input,
+            input_index=case.input_index,
+            output=to_jsonable(attempt.output) if info is None else None,
+            duration_ms=round(duration_ms, 3),
+            success=info is None,
+            status=status,
+            error=info,
+            attempts=attempts,
+            seed=case.seed,
+            started_at=started_at,
+            completed_at=utcnow(),
+            metadata=to_jsonable(case.metadata),
+            observations=observations,
+        )
+        return CaseResult(record, attempt.output if info is None else None)
+
+    def _pace(self) -> None:
+        # run_delay_seconds spaces case *starts*, also when several cases run at once.
+        delay = self.settings.run_delay_seconds
+        if delay <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + delay
+        if start > now:
+            self._sleep(start - now)
+
+    def _values(self, case: Case) -> dict[str, Any]:
+        return {
+            "persona": case.persona,
+            "iteration": case.iteration,
+            "metadata": dict(case.metadata),
+            "auto_approve": self.settings.auto_approve_tools,
+            "seed": case.seed,
+        }
+
+    def _attempt(self, case: Case, trace_id: str) -> _Attempt:
+        args, kwargs = self.target.binding.bind(case.input, self._values(case))
+        return self.call(trace_id, lambda fn: fn(*args, **kwargs), f"fluxloop-{case.case_id}")
+
+    def call(
+        self, trace_id: str, invoke: Callable[[Callable[..., Any]], Any], thread_name: str
+    ) -> _Attempt:
+        """Run ``invoke(agent_callable)`` on a worker thread under the deadline."""
+        result = _Attempt()
+        state: dict[str, Any] = {}
+
+        def work() -> None:
+            with trace_context(trace_id) as ctx:
+                state["ctx"] = ctx
+                try:
+                    value = invoke(self.target.make_callable())
+                    if inspect.isawaitable(value):
+                        value = _run_awaitable(value, state)
+                    result.output = value
+                except BaseException as exc:  # the agent's failure is data, not our crash
+                    result.error = exc
+
+        thread = threading.Thread(
+            target=copy_context().run, args=(work,), name=thread_name, daemon=True
+        )
+        thread.start()
+        thread.join(self.settings.timeout_seconds)
+        if thread.is_alive():
+            _cancel(state)
+            thread.join(CANCEL_GRACE_SECONDS)
+            if thread.is_alive():
+                with self._lock:
+                    self.leaked_threads += 1
+            result.timed_out = True
+            result.output = None
+            result.error = AgentTimeout(
+                f"agent did not finish within timeout_seconds={self.settings.timeout_seconds:g}"
+            )
+        ctx = state.get("ctx")
+        if ctx is not None:
+            result.observations = list(ctx.observations)
+        return result
+
+
+def _run_awaitable(awaitable: Any, state: dict[str, Any]) -> Any:
+    loop = asyncio.new_event_loop()
+    state["loop"] = loop
+    try:
+        task = loop.create_task(_await(awaitable))
+        state["task"] = task
+        return loop.run_until_complete(task)
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for pending_task in pending:
+                pending_task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _cancel(state: dict[str, Any]) -> None:
+    loop, task = state.get("loop"), state.get("task")
+    if loop is not None and task is not None and not loop.is_closed():
+        # The loop may close in between; then there is nothing left to cancel.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(task.cancel)
+
+
+def error_info(exc: BaseException, kind: Any = "agent") -> ErrorInfo:
+    """ErrorInfo for ``exc`` with a traceback that shows only the agent's own frames."""
+    te = traceback.TracebackException.from_exception(exc)
+    node: traceback.TracebackException | None = te
+    while node is not None:
+        frames = [f for f in node.stack if not f.filename.startswith(_PACKAGE_DIR)]
+        node.stack = traceback.StackSummary.from_list(frames)
+        node = node.__cause__ or node.__context__
+    text = "".join(te.format()) if te.stack else None
+    return ErrorInfo(
+        kind=kind, type=type(exc).__name__, message=str(exc) or type(exc).__name__, traceback=text
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

@@ -1,0 +1,36 @@
+"""pytest-fluxloop's own hooks. Implement them in a conftest.py or a plugin.
+
+Added to pytest's plugin manager with ``pluginmanager.add_hookspecs`` (as pytest-xdist does),
+so pytest validates implementations and ``--help`` stays clean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .cases import Case
+    from .records import ExperimentSummary, TraceRecord
+
+
+def pytest_fluxloop_modify_cases(config: pytest.Config, cases: list[Case]) -> None:
+    """Filter or reorder the experiment's cases in place before items are made.
+
+    Called in every process (controller and each xdist worker) with the same list, so keep
+    it deterministic: all xdist workers must see the same cases in the same order.
+    """
+
+
+def pytest_fluxloop_record_written(
+    config: pytest.Config, record: TraceRecord, experiment_dir: Path
+) -> None:
+    """Called on the controller after a trace record was appended to the artifacts."""
+
+
+def pytest_fluxloop_experiment_finished(
+    config: pytest.Config, summary: ExperimentSummary, experiment_dir: Path | None
+) -> None:
+    """Called on the controller at session finish with the final ``summary.json`` content."""

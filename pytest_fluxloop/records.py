@@ -1,0 +1,146 @@
+"""Typed records that flow from the engine to the sinks.
+
+``TraceRecord`` is one finished case (one line of ``traces.jsonl``); ``Observation`` is one
+event inside it (one line of ``observations.jsonl``); ``ExperimentSummary`` is
+``summary.json``. Field names follow the FluxLoop documents (``seeds/001``, ``seeds/004``);
+extra fields (``status``, ``error``, ``attempts`` ...) are additions, never renames.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TraceStatus = Literal["success", "error", "timeout", "crashed", "supervisor_error"]
+"""How a case ended. Only ``success`` counts as successful."""
+
+ErrorKind = Literal["agent", "timeout", "infrastructure", "supervisor"]
+"""Who is to blame: the agent under test, the clock, the harness/host, or the simulator."""
+
+SummaryStatus = Literal["running", "complete", "interrupted", "failed"]
+
+
+def utcnow() -> datetime:
+    """Timezone-aware current UTC time (all artifact timestamps are UTC)."""
+    return datetime.now(timezone.utc)
+
+
+class ErrorInfo(BaseModel):
+    """A failure captured in a trace: what was raised, where, and who is to blame."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ErrorKind = "agent"
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class Observation(BaseModel):
+    """One event inside a trace (span start/end, LLM call, tool call, custom event)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: str
+    type: str = Field(description="span_start | span_end | event | error | llm_call | tool_call")
+    timestamp: datetime = Field(default_factory=utcnow)
+    name: str
+    observation_id: str | None = None
+    parent_id: str | None = None
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    duration_ms: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class MultiTurnInfo(BaseModel):
+    """The ``multi_turn`` block of a trace (``seeds/004``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    turn_count: int = 0
+    termination_reason: str | None = None
+
+
+class TraceRecord(BaseModel):
+    """One finished case: the complete record written to ``traces.jsonl``.
+
+    ``success`` is true only when the agent returned normally; failed cases are records too
+    (``success: false`` with ``status`` and ``error``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: str
+    case_id: str
+    iteration: int
+    persona: str | None = None
+    persona_description: str | None = None
+    input: str
+    input_index: int = 0
+    output: Any = None
+    duration_ms: float
+    success: bool
+    status: TraceStatus
+    error: ErrorInfo | None = None
+    attempts: int = 1
+    seed: int | None = None
+    started_at: datetime
+    completed_at: datetime
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    multi_turn: MultiTurnInfo | None = None
+    conversation_state: dict[str, Any] | None = None
+    token_usage: dict[str, Any] | None = None
+    observations: list[Observation] = Field(default_factory=list)
+    test_outcome: Literal["passed", "failed", "skipped"] | None = Field(
+        default=None, description="Outcome of the pytest item that ran this case."
+    )
+    worker: str | None = Field(default=None, description="xdist worker id, if any.")
+
+    def summary_line(self) -> dict[str, Any]:
+        """The ``trace_summary.jsonl`` projection of this record."""
+        data = self.model_dump(
+            mode="json",
+            include={
+                "trace_id",
+                "case_id",
+                "iteration",
+                "persona",
+                "input",
+                "output",
+                "duration_ms",
+                "success",
+                "status",
+                "attempts",
+            },
+        )
+        data["error"] = self.error.message if self.error else None
+        data["error_kind"] = self.error.kind if self.error else None
+        return data
+
+
+class ExperimentSummary(BaseModel):
+    """``summary.json``: aggregate statistics of one experiment run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment_name: str
+    description: str = ""
+    run_id: str
+    status: SummaryStatus
+    total_cases: int = Field(description="Cases selected to run in this session.")
+    total_traces: int
+    successful: int
+    failed: int
+    by_status: dict[str, int] = Field(default_factory=dict)
+    by_error_kind: dict[str, int] = Field(default_factory=dict)
+    avg_duration_ms: float
+    started_at: datetime
+    completed_at: datetime | None = None
+    seed: int | None = None
+    exit_code: int | None = None
+    config_snapshot: dict[str, Any] = Field(default_factory=dict)

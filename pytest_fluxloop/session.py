@@ -1,0 +1,242 @@
+"""Per-pytest-session state: experiments, and on the controller the single artifact writer.
+
+Workers (xdist) run cases and put each record on its test report; only the controller
+process writes files, so ``-n 8`` produces the same artifacts as ``-n 0``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .options import config_path, overrides_from_options
+
+if TYPE_CHECKING:
+    from .artifacts.writer import ExperimentWriter
+    from .engine.experiment import Experiment
+    from .progress import ProgressPrinter
+    from .records import ExperimentSummary
+
+SESSION_KEY = pytest.StashKey["FluxloopSession"]()
+RECORD_ATTR = "fluxloop_record"
+EXPERIMENT_ATTR = "fluxloop_experiment"
+
+
+class FluxloopWarning(UserWarning):
+    """A FluxLoop setting that is accepted but only partly in effect."""
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """True inside a pytest-xdist worker process."""
+    return hasattr(config, "workerinput")
+
+
+@dataclass
+class _Sink:
+    writer: ExperimentWriter
+    experiment_name: str
+    summary: ExperimentSummary | None = None
+
+
+@dataclass(eq=False)  # hashable by identity: it is registered as a plugin object
+class FluxloopSession:
+    """Everything the plugin keeps for one pytest run (in ``config.stash``)."""
+
+    config: pytest.Config
+    experiment: Experiment | None = None
+    marker_experiments: dict[tuple[Any, ...], Experiment] = field(default_factory=dict)
+    sinks: dict[str, _Sink] = field(default_factory=dict)
+    collected: bool = False
+    selected: int | None = None
+    records_seen: int = 0
+    failed_seen: int = 0
+    progress: ProgressPrinter | None = None
+    _cwd: str = field(default_factory=os.getcwd)
+    _old_sigterm: Any = None
+    _seed: int | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    @property
+    def controller(self) -> bool:
+        """True in the process that writes artifacts (not an xdist worker)."""
+        return not is_worker(self.config)
+
+    def run_seed(self) -> int:
+        """The seed used for ``seed: null``: drawn once by the controller, passed to workers.
+
+        Every xdist worker must collect the same cases in the same order, so a "random"
+        order has to be the same random order everywhere.
+        """
+        if self._seed is None:
+            workerinput = getattr(self.config, "workerinput", None)
+            if workerinput is not None and "fluxloop_seed" in workerinput:
+                self._seed = int(workerinput["fluxloop_seed"])
+            else:
+                self._seed = secrets.randbits(31)
+        return self._seed
+
+    def load_configured(self) -> None:
+        """Load the ``--fluxloop-config`` experiment; config problems are usage errors."""
+        path = config_path(self.config)
+        if path is None:
+            return
+        self.experiment = self._load(path, {})
+        self._install_sigterm()
+
+    def experiment_for_marker(self, path_value: str, kwargs: dict[str, Any]) -> Experiment:
+        """The experiment of a ``@pytest.mark.fluxloop(config=...)`` marker (cached)."""
+        path = Path(path_value).expanduser()
+        path = (path if path.is_absolute() else self.config.rootpath / path).resolve()
+        key = (str(path), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+        if key not in self.marker_experiments:
+            self.marker_experiments[key] = self._load(path, kwargs)
+        return self.marker_experiments[key]
+
+    def _load(self, path: Path, marker_kwargs: dict[str, Any]) -> Experiment:
+        from .engine.experiment import Experiment
+        from .errors import ConfigError
+
+        try:
+            overrides = overrides_from_options(self.config, **marker_kwargs)
+            experiment = Experiment.load(path, overrides, run_seed=self.run_seed())
+        except ConfigError as exc:
+            raise pytest.UsageError(f"pytest-fluxloop: {exc}") from None
+        except (TypeError, ValueError) as exc:  # bad marker keyword arguments
+            raise pytest.UsageError(f"pytest-fluxloop: {path}: {exc}") from None
+        cases = experiment.plan.cases
+        self.config.hook.pytest_fluxloop_modify_cases(config=self.config, cases=cases)
+        for notice in experiment.notices:
+            warnings.warn(FluxloopWarning(notice), stacklevel=1)
+        return experiment
+
+    def _install_sigterm(self) -> None:
+        # A CI cancel sends SIGTERM: turn it into KeyboardInterrupt so pytest stops cleanly,
+        # the session-finish hook runs, and summary.json says "interrupted" (exit code 2).
+        if not self.controller or sys.platform == "win32":
+            return
+        try:
+            self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        except ValueError:
+            self._old_sigterm = None  # not the main thread (embedded pytest.main)
+
+    # ------------------------------------------------------------------ running
+
+    def prepare(self) -> None:
+        """Resolve the target before the first case runs (TargetError → usage error)."""
+        from .errors import ConfigError
+
+        if self.experiment is None or self.config.option.collectonly:
+            return
+        try:
+            self.experiment.prepare()
+            if self.controller:
+                self._open_sink(self.experiment, total=self.selected)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"pytest-fluxloop: {exc}") from None
+
+    def _open_sink(self, experiment: Experiment, total: int | None = None) -> _Sink:
+        from .engine.output import open_writer
+
+        key = str(experiment.cfg.config_path)
+        sink = self.sinks.get(key)
+        if sink is None:
+            writer = open_writer(
+                experiment,
+                total_cases=total,
+                extra_metadata={"pytest_args": list(self.config.invocation_params.args)},
+            )
+            sink = _Sink(writer, experiment.name)
+            self.sinks[key] = sink
+        return sink
+
+    def start_progress(self, total: int) -> None:
+        """Start the ``--fluxloop-progress`` bar for ``total`` items."""
+        from .progress import ProgressPrinter
+
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        self.progress = ProgressPrinter(
+            total,
+            write=lambda text: (reporter.write(text), reporter.flush()),  # type: ignore[func-returns-value]
+            is_tty=reporter.isatty if isinstance(reporter.isatty, bool) else reporter.isatty(),
+        )
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Controller: append the record to the artifacts as soon as its item reports."""
+        self.on_report(report)
+
+    def on_report(self, report: pytest.TestReport) -> None:
+        """Controller: append the record carried by ``report`` and update progress."""
+        data = getattr(report, RECORD_ATTR, None)
+        if data is None or not self.controller:
+            return
+        from .errors import ConfigError
+        from .records import TraceRecord
+
+        record = TraceRecord.model_validate(data)
+        experiment_key = getattr(report, EXPERIMENT_ATTR, None)
+        sink = self.sinks.get(str(experiment_key))
+        if sink is None:
+            experiment = self._experiment_by_key(str(experiment_key))
+            if experiment is None:
+                return
+            try:
+                sink = self._open_sink(experiment)
+            except ConfigError as exc:
+                raise pytest.UsageError(f"pytest-fluxloop: {exc}") from None
+        sink.writer.append(record)
+        self.records_seen += 1
+        self.failed_seen += 0 if record.success and record.test_outcome != "failed" else 1
+        if self.progress is not None:
+            self.progress.update(self.records_seen, self.failed_seen)
+        self.config.hook.pytest_fluxloop_record_written(
+            config=self.config, record=record, experiment_dir=sink.writer.path
+        )
+
+    def _experiment_by_key(self, key: str) -> Experiment | None:
+        if self.experiment is not None and str(self.experiment.cfg.config_path) == key:
+            return self.experiment
+        for (path, _), experiment in self.marker_experiments.items():
+            if path == key:
+                return experiment
+        return None
+
+    def finish(self, exitstatus: int, interrupted: bool) -> None:
+        """Controller: write each ``summary.json`` atomically with the run's final status."""
+        if self.progress is not None:
+            self.progress.finish()
+        for sink in self.sinks.values():
+            if exitstatus in (0, 1) and not interrupted:
+                status = "complete"
+            elif exitstatus == 2 or interrupted:
+                status = "interrupted"
+            else:
+                status = "failed"
+            sink.summary = sink.writer.finish(status, exit_code=int(exitstatus))
+            self.config.hook.pytest_fluxloop_experiment_finished(
+                config=self.config, summary=sink.summary, experiment_dir=sink.writer.path
+            )
+
+    def restore(self) -> None:
+        """Undo process-wide changes (cwd, SIGTERM handler) at unconfigure."""
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+        with contextlib.suppress(OSError):
+            os.chdir(self._cwd)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"received signal {signum}")
