@@ -7,6 +7,7 @@ trace). A failing assertion fails that case's item only; the trace is still reco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -50,7 +51,9 @@ class FluxloopResult:
     record: TraceRecord
 
 
-def marker_experiment(config: pytest.Config, marker: pytest.Mark) -> Experiment:
+def marker_experiment(
+    config: pytest.Config, marker: pytest.Mark, test_path: Path | None = None
+) -> Experiment:
     """Load (once) the experiment named by a fluxloop marker; usage errors name the problem."""
     kwargs = dict(marker.kwargs)
     path = kwargs.pop("config", None) or (marker.args[0] if marker.args else None)
@@ -65,7 +68,8 @@ def marker_experiment(config: pytest.Config, marker: pytest.Mark) -> Experiment:
             f"pytest-fluxloop: unknown @pytest.mark.fluxloop argument(s) {', '.join(unknown)}; "
             f"valid: config, allow_errors, {', '.join(sorted(_MARKER_OVERRIDES))}"
         )
-    return config.stash[SESSION_KEY].experiment_for_marker(str(path), kwargs)
+    test_dir = test_path.parent if test_path is not None else None
+    return config.stash[SESSION_KEY].experiment_for_marker(str(path), kwargs, test_dir)
 
 
 def generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -78,7 +82,7 @@ def generate_tests(metafunc: pytest.Metafunc) -> None:
             f"pytest-fluxloop: {metafunc.definition.nodeid} is marked fluxloop but requests "
             "neither fluxloop_result nor fluxloop_case"
         )
-    experiment = marker_experiment(metafunc.config, marker)
+    experiment = marker_experiment(metafunc.config, marker, metafunc.definition.path)
     cases = experiment.cases
     metafunc.parametrize("fluxloop_case", cases, ids=[case.case_id for case in cases])
 
@@ -101,7 +105,7 @@ def fluxloop_result(request: pytest.FixtureRequest, fluxloop_case: Case) -> Flux
     """
     marker = request.node.get_closest_marker(MARKER)
     assert marker is not None
-    experiment = marker_experiment(request.config, marker)
+    experiment = marker_experiment(request.config, marker, request.node.path)
     executor = experiment.prepare(chdir=False)
     with experiment.workspace().active():
         result = executor.run(fluxloop_case)

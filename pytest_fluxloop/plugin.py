@@ -76,7 +76,8 @@ def pytest_collection_modifyitems(
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Remember how many fluxloop cases were selected (after -k / --lf / deselection)."""
     state = session.config.stash[SESSION_KEY]
-    state.selected = sum(isinstance(item, FluxloopItem) for item in session.items)
+    if not state.xdist_controller:  # the xdist controller collects nothing itself
+        state.selected = sum(isinstance(item, FluxloopItem) for item in session.items)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -88,11 +89,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_runtestloop(session: pytest.Session) -> None:
     """Resolve the target and open the artifact writer before the first case runs."""
     state = session.config.stash[SESSION_KEY]
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        return  # pytest stops for the collection errors; don't open an empty experiment
     state.prepare()
     wants_progress = session.config.getoption("fluxloop_progress")
     if state.experiment is not None and wants_progress and state.controller:
         if not session.config.option.collectonly:
-            state.start_progress(state.selected or state.experiment.plan.total)
+            known = state.selected is not None and not state.xdist_controller
+            state.start_progress(state.selected if known else state.experiment.plan.total)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -127,7 +131,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Controller: write summary.json with the final status."""
     state = session.config.stash.get(SESSION_KEY, None)
     if state is not None and state.controller:
-        interrupted = bool(session.shouldstop) or exitstatus == pytest.ExitCode.INTERRUPTED
+        # -x / --maxfail / a stop request leave selected cases unrun: not "complete".
+        stopped = bool(session.shouldstop or session.shouldfail)
+        unfinished = state.selected is not None and state.records_seen < state.selected
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (stopped and unfinished)
         state.finish(int(exitstatus), interrupted)
 
 
@@ -158,3 +165,10 @@ class _XdistHooks:
     def pytest_configure_node(self, node: Any) -> None:
         """Send the run seed to each worker so ``seed: null`` orders cases identically."""
         node.workerinput["fluxloop_seed"] = self.state.run_seed()
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Count the selected cases from a worker's collection (all workers agree)."""
+        experiment = self.state.experiment
+        if experiment is not None:
+            marker = f"::{experiment.name}["
+            self.state.selected = sum(marker in nodeid for nodeid in ids)

@@ -68,6 +68,11 @@ class FluxloopSession:
     # ------------------------------------------------------------------ setup
 
     @property
+    def xdist_controller(self) -> bool:
+        """True in an xdist controller that distributes items to workers."""
+        return self.controller and self.config.pluginmanager.hasplugin("dsession")
+
+    @property
     def controller(self) -> bool:
         """True in the process that writes artifacts (not an xdist worker)."""
         return not is_worker(self.config)
@@ -94,10 +99,21 @@ class FluxloopSession:
         self.experiment = self._load(path, {})
         self._install_sigterm()
 
-    def experiment_for_marker(self, path_value: str, kwargs: dict[str, Any]) -> Experiment:
-        """The experiment of a ``@pytest.mark.fluxloop(config=...)`` marker (cached)."""
+    def experiment_for_marker(
+        self, path_value: str, kwargs: dict[str, Any], test_dir: Path | None = None
+    ) -> Experiment:
+        """The experiment of a ``@pytest.mark.fluxloop(config=...)`` marker (cached).
+
+        A relative path is taken from the rootdir; if no file is there, from the test
+        file's folder (so a project's tests work wherever the rootdir is).
+        """
         path = Path(path_value).expanduser()
-        path = (path if path.is_absolute() else self.config.rootpath / path).resolve()
+        if not path.is_absolute():
+            candidates = [self.config.rootpath / path]
+            if test_dir is not None:
+                candidates.append(test_dir / path)
+            path = next((c for c in candidates if c.is_file()), candidates[0])
+        path = path.resolve()
         key = (str(path), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
         if key not in self.marker_experiments:
             self.marker_experiments[key] = self._load(path, kwargs)
@@ -138,6 +154,8 @@ class FluxloopSession:
 
         if self.experiment is None or self.config.option.collectonly:
             return
+        if self.selected == 0 and not self.xdist_controller:
+            return  # every case was deselected: nothing to run, no empty experiment folder
         try:
             self.experiment.prepare()
             if self.controller:
@@ -217,7 +235,10 @@ class FluxloopSession:
         """Controller: write each ``summary.json`` atomically with the run's final status."""
         if self.progress is not None:
             self.progress.finish()
-        for sink in self.sinks.values():
+        main_key = str(self.experiment.cfg.config_path) if self.experiment else None
+        for key, sink in self.sinks.items():
+            if key == main_key and self.selected is not None:
+                sink.writer.total_cases = self.selected  # known late under xdist
             if exitstatus in (0, 1) and not interrupted:
                 status = "complete"
             elif exitstatus == 2 or interrupted:

@@ -1,0 +1,16 @@
+"""The same experiment as a regular pytest test with assertions of your own.
+
+Run with:  pytest examples/support_agent
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.fluxloop(config="configs/simulation.yaml", iterations=1)
+def test_support_agent_answers(fluxloop_result, fluxloop_case):
+    assert fluxloop_result.success
+    assert "not sure" not in fluxloop_result.output, fluxloop_case.input
+    if fluxloop_case.persona == "novice_user":
+        assert fluxloop_result.output.startswith("Happy to help")

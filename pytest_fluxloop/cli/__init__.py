@@ -1,0 +1,75 @@
+"""The ``fluxloop`` command line: a thin Click shim over the pytest plugin.
+
+``fluxloop run experiment`` builds a pytest command line and runs it in-process;
+``fluxloop init project`` scaffolds a project; ``fluxloop config schema`` prints the
+config JSON Schema. Importing this package stays cheap: pytest, pydantic and the config
+models are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from .config_cmd import config_schema
+from .init_cmd import init_project
+from .pytest_args import build_pytest_args
+from .run import EXIT_USAGE_ERROR, run_experiment
+
+__all__ = ["build_pytest_args", "cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pytest-fluxloop", prog_name="fluxloop")
+def cli() -> None:
+    """FluxLoop: simulate users talking to your AI agent, as pytest tests."""
+
+
+@cli.group("run")
+def run_group() -> None:
+    """Run simulations."""
+
+
+@cli.group("init")
+def init_group() -> None:
+    """Create FluxLoop projects."""
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect configuration."""
+
+
+run_group.add_command(run_experiment)
+init_group.add_command(init_project)
+config_group.add_command(config_schema)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``fluxloop``); exits with the command's exit code.
+
+    Usage errors (unknown option, bad value) exit with 4 like pytest's, not Click's 2,
+    because 2 means "interrupted" in pytest's exit codes, which ``run experiment`` passes on.
+    """
+    try:
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="fluxloop",
+            standalone_mode=False,
+        )
+    except click.UsageError as err:
+        err.show()
+        sys.exit(EXIT_USAGE_ERROR)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
