@@ -81,6 +81,10 @@ def _inputs_path(cfg: LoadedConfig) -> tuple[Path | None, bool]:
             )
         if path.is_file():
             return path, True
+        cfg.notices.append(
+            f"{cfg.sources['input']}: inputs_file {cfg.input.inputs_file!r} does not exist yet; "
+            "running base_inputs × personas instead"
+        )
         return None, False
     default = cfg.resolve(DEFAULT_INPUTS_FILE)
     return (default, False) if default.is_file() else (None, False)
@@ -148,14 +152,11 @@ def _filter_personas(cfg: LoadedConfig, inputs: InputSet, personas: list[Persona
         raise ConfigError(
             f"{cfg.overrides.option('personas')}: no inputs use persona(s) {', '.join(wanted)}"
         )
-    names = {item.persona for item in items}
-    return InputSet(
-        items,
-        inputs.source,
-        len({item.input for item in items}),
-        len(names),
-        inputs.factored,
-    )
+    n_inputs = len({item.index for item in items})
+    n_personas = len({item.persona for item in items})
+    # Duplicate persona entries can make the filtered set no longer a clean product.
+    factored = inputs.factored and n_inputs * n_personas == len(items)
+    return InputSet(items, inputs.source, n_inputs, n_personas, factored)
 
 
 def _str_or_none(value: Any) -> str | None:

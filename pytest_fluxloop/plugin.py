@@ -92,11 +92,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         return  # pytest stops for the collection errors; don't open an empty experiment
     state.prepare()
-    wants_progress = session.config.getoption("fluxloop_progress")
+    config = session.config
+    wants_progress = config.getoption("fluxloop_progress") and not config.option.collectonly
     if state.experiment is not None and wants_progress and state.controller:
-        if not session.config.option.collectonly:
-            known = state.selected is not None and not state.xdist_controller
-            state.start_progress(state.selected if known else state.experiment.plan.total)
+        known = state.selected is not None and not state.xdist_controller
+        state.start_progress(state.selected if known else state.experiment.plan.total)
 
 
 @pytest.hookimpl(wrapper=True)

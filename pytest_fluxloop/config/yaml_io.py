@@ -63,7 +63,15 @@ def load_yaml(path: Path) -> YamlDocument:
 
 def parse_yaml(text: str, path: Path) -> YamlDocument:
     """Parse YAML ``text`` (named ``path`` in messages)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # PyYAML checks characters while building the loader, so this is inside the try.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: invalid YAML: unacceptable character #x{exc.character:04x} "
+            "(control characters must be escaped inside a double-quoted string)"
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -105,6 +113,12 @@ def _check_node(
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.tag)
             line = key_node.start_mark.line + 1
+            if key != "<<" and key_node.tag != "tag:yaml.org,2002:str":
+                kind = key_node.tag.rsplit(":", 1)[-1]
+                raise ConfigError(
+                    f"{path}:{line}: key {key!r} at '{_dotted(loc) or '(top level)'}' is read by "
+                    f"YAML as a {kind}, not a string; put it in quotes ('{key}':)"
+                )
             if key == "<<":
                 total += _check_node(value_node, path, loc, lines, sizes)
                 continue

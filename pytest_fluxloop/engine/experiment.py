@@ -80,7 +80,7 @@ class Experiment:
         cfg = load_config(path, overrides)
         notices = check_supported(cfg)
         plan = plan_experiment(cfg, run_seed)
-        return cls(cfg=cfg, plan=plan, notices=notices)
+        return cls(cfg=cfg, plan=plan, notices=[*notices, *cfg.notices])
 
     @property
     def name(self) -> str:
