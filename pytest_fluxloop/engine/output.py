@@ -32,14 +32,15 @@ def output_root(experiment: Experiment, override: Path | None = None) -> Path:
 
 def experiment_suffix(experiment: Experiment) -> str | None:
     """Folder suffix: the ``--experiment-name`` override, checked as a path component."""
-    name = experiment.cfg.overrides.experiment_name
-    if name is None:
-        return None
+    cfg = experiment.cfg
+    name = cfg.overrides.experiment_name
+    where = cfg.overrides.option("experiment_name") if name else f"{cfg.config_path}: name"
     try:
-        validate_experiment_name(name)
+        # Names end up in folder names and reports: they must be safe path components.
+        validate_experiment_name(experiment.name)
     except OutputPathError as exc:
-        raise ConfigError(f"{experiment.cfg.overrides.option('experiment_name')}: {exc}") from None
-    return slugify_suffix(name) or None
+        raise ConfigError(f"{where}: {exc}") from None
+    return slugify_suffix(name) or None if name else None
 
 
 def open_writer(

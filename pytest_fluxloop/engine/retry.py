@@ -83,6 +83,9 @@ def retry_after_seconds(exc: BaseException) -> float | None:
         return None
     try:
         value = headers.get("retry-after")
+        if value is None and hasattr(headers, "items"):
+            # httpx headers are case-insensitive; a plain mapping keeps the sender's spelling.
+            value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
         return float(value) if value is not None else None
     except (TypeError, ValueError):
         return None

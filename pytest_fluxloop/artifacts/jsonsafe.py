@@ -1,0 +1,222 @@
+"""Turn arbitrary Python values into JSON-safe data, and data into single JSONL lines.
+
+Agents return whatever they like: bytes, NaN, self-referencing structures, objects with no
+JSON form (fault cases 9 and 34). Nothing that reaches an artifact file may crash the writer
+or break the one-record-per-line contract, so every value goes through :func:`to_jsonable`
+and every line through :func:`dumps_line`.
+
+Coercion rules (stable; artifact readers rely on them):
+
+* pydantic models -> ``model_dump(mode="json")`` (falling back to a field-by-field walk when
+  pydantic cannot serialise a field, e.g. a cycle or an unknown type inside ``Any``);
+* ``datetime``/``date``/``time`` -> ISO 8601 strings (UTC written with a ``Z`` suffix, as
+  pydantic does);
+* ``bytes``/``bytearray``/``memoryview`` -> the UTF-8 text when the bytes decode as UTF-8,
+  otherwise ``{"__bytes__": "<base64>"}``. Decoding first is deliberate: text that passed
+  through bytes must stay visible to the secret redactor, which cannot see into base64;
+* ``float('nan')``/``inf``/``-inf`` -> ``None``;
+* ``set``/``frozenset``/``tuple`` -> lists (sets sorted when possible, for reproducible
+  output);
+* a container met again while inside itself -> ``"<cycle>"``;
+* nesting deeper than ``max_depth`` -> ``"<max depth>"``;
+* dict keys -> ``str``;
+* lone surrogate code points in strings (``"\\udcff"`` from a bad decode) -> U+FFFD, so the
+  result can always be encoded as UTF-8;
+* anything else -> ``repr()`` truncated to ``max_repr`` characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = [
+    "CYCLE_MARKER",
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_REPR",
+    "MAX_DEPTH_MARKER",
+    "dumps_line",
+    "to_jsonable",
+]
+
+CYCLE_MARKER = "<cycle>"
+MAX_DEPTH_MARKER = "<max depth>"
+DEFAULT_MAX_DEPTH = 64
+DEFAULT_MAX_REPR = 2_000
+
+# Characters that str.splitlines() treats as line breaks but json.dumps(ensure_ascii=False)
+# leaves raw. They can only occur inside JSON strings, where an escape is equivalent.
+_LINE_BREAK_ESCAPES = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+# In a Python str every code point in this range is unpaired (real pairs are one code point).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def to_jsonable(
+    obj: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, max_repr: int = DEFAULT_MAX_REPR
+) -> Any:
+    """Return a JSON-safe copy of ``obj`` (dicts, lists, str, int, float, bool, None).
+
+    Never raises for any input value; see the module docstring for the coercion rules.
+    """
+    return _Walker(max_depth, max_repr).walk(obj, 0)
+
+
+def dumps_line(obj: Any) -> str:
+    """Serialise ``obj`` as exactly one JSON line (no trailing newline).
+
+    Already JSON-safe data takes a fast path; anything else is coerced with
+    :func:`to_jsonable` first. The result is valid strict JSON (no ``NaN``), keeps non-ASCII
+    text readable (``ensure_ascii=False``) and contains no character that any line splitter
+    treats as a line break (``\\n``, ``\\r``, U+2028, U+2029, U+0085 are all escaped).
+    """
+    try:
+        line = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        line = json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False)
+    if any(ch in line for ch in _LINE_BREAK_ESCAPES):
+        for raw, escaped in _LINE_BREAK_ESCAPES.items():
+            line = line.replace(raw, escaped)
+    if _SURROGATE.search(line):
+        # Lone surrogates (e.g. from a bad decode) cannot be encoded as UTF-8; a JSON
+        # ``\udXXX`` escape is valid and keeps the rest of the line readable.
+        line = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
+    return line
+
+
+def _clean_str(text: str) -> str:
+    text = str(text) if type(text) is not str else text
+    # Lone surrogates (from a bad decode) cannot be encoded as UTF-8, so pydantic and any
+    # UTF-8 file writer would fail on them. isascii() is O(1), keeping the common path free.
+    if not text.isascii() and _SURROGATE.search(text):
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _iso(value: datetime | date | time) -> str:
+    text = value.isoformat()
+    # Match pydantic's JSON form for UTC so all timestamps in a file look alike.
+    if isinstance(value, (datetime, time)) and text.endswith("+00:00"):
+        text = text[:-6] + "Z"
+    return text
+
+
+class _Walker:
+    """One traversal: tracks the containers on the current path to detect cycles."""
+
+    __slots__ = ("_active", "_max_depth", "_max_repr")
+
+    def __init__(self, max_depth: int, max_repr: int) -> None:
+        self._max_depth = max_depth
+        self._max_repr = max_repr
+        self._active: set[int] = set()
+
+    def walk(self, obj: Any, depth: int) -> Any:
+        # Scalars first: they are by far the most common values.
+        if obj is None or isinstance(obj, bool):
+            return obj
+        if isinstance(obj, str):
+            return _clean_str(obj)
+        if isinstance(obj, int) and not isinstance(obj, enum.Enum):
+            return int(obj)
+        if isinstance(obj, float) and not isinstance(obj, enum.Enum):
+            return float(obj) if math.isfinite(obj) else None
+        if depth > self._max_depth:
+            return MAX_DEPTH_MARKER
+        if isinstance(obj, (dict, list, tuple, set, frozenset, BaseModel, Mapping)) or (
+            dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+        ):
+            key = id(obj)
+            if key in self._active:
+                return CYCLE_MARKER
+            self._active.add(key)
+            try:
+                return self._container(obj, depth)
+            finally:
+                self._active.discard(key)
+        return self._leaf(obj, depth)
+
+    def _container(self, obj: Any, depth: int) -> Any:
+        nxt = depth + 1
+        if isinstance(obj, BaseModel):
+            return self.walk(self._dump_model(obj), depth)
+        if isinstance(obj, Mapping):
+            return {self._key(k): self.walk(v, nxt) for k, v in list(obj.items())}
+        if isinstance(obj, (set, frozenset)):
+            items = list(obj)
+            try:
+                items.sort()
+            except TypeError:
+                items.sort(key=repr)
+            return [self.walk(v, nxt) for v in items]
+        if isinstance(obj, (list, tuple)):
+            return [self.walk(v, nxt) for v in obj]
+        # Dataclass instance: walk its fields without dataclasses.asdict (which deep-copies
+        # and recurses forever on cycles).
+        return {f.name: self.walk(getattr(obj, f.name, None), nxt) for f in dataclasses.fields(obj)}
+
+    def _dump_model(self, model: BaseModel) -> Any:
+        try:
+            return model.model_dump(mode="json")
+        except Exception:
+            # pydantic gave up on a field (a cycle or an unknown type inside ``Any``): walk
+            # the fields ourselves, so only the offending value is coerced.
+            data: dict[str, Any] = {
+                name: getattr(model, name, None) for name in type(model).model_fields
+            }
+            data.update(model.model_extra or {})
+            return data
+
+    def _leaf(self, obj: Any, depth: int) -> Any:
+        if isinstance(obj, enum.Enum):
+            return self.walk(obj.value, depth + 1)
+        if isinstance(obj, (datetime, date, time)):
+            return _iso(obj)
+        if isinstance(obj, timedelta):
+            return obj.total_seconds()
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            raw = bytes(obj)
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return {"__bytes__": base64.b64encode(raw).decode("ascii")}
+        if isinstance(obj, Decimal):
+            return float(obj) if obj.is_finite() else None
+        if isinstance(obj, (uuid.UUID, PurePath)):
+            return str(obj)
+        return self._repr(obj)
+
+    def _key(self, key: Any) -> str:
+        if isinstance(key, str):
+            return _clean_str(key)
+        if key is None or isinstance(key, bool):
+            return json.dumps(key)
+        if isinstance(key, (bytes, bytearray)):
+            return bytes(key).decode("utf-8", errors="backslashreplace")
+        if isinstance(key, enum.Enum):
+            return self._key(key.value)
+        if isinstance(key, (datetime, date, time)):
+            return _iso(key)
+        return self._repr(key)
+
+    def _repr(self, obj: Any) -> str:
+        try:
+            text = repr(obj)
+        except Exception as exc:  # a broken __repr__ must not break the writer
+            text = f"<unrepresentable {type(obj).__qualname__}: {type(exc).__name__}>"
+        if not isinstance(text, str):
+            text = f"<unrepresentable {type(obj).__qualname__}>"
+        if len(text) > self._max_repr:
+            text = text[: self._max_repr - 3] + "..."
+        return _clean_str(text)

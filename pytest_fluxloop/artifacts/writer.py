@@ -1,0 +1,452 @@
+"""The single writer of one experiment directory.
+
+Only the pytest controller (main process) creates an :class:`ExperimentWriter`; workers send
+their :class:`~pytest_fluxloop.records.TraceRecord` objects to it. Layout (``seeds/001``)::
+
+    exp_<YYYYMMDD_HHMMSS>[_<suffix>]/
+        config.yaml           redacted config snapshot
+        metadata.json         run id, versions, user metadata   (save_aggregated_metrics)
+        summary.json          aggregates, replaced atomically   (save_aggregated_metrics)
+        trace_summary.jsonl   one line per trace
+        traces.jsonl          one complete record per line      (save_traces)
+        observations.jsonl    one observation per line          (save_traces)
+
+Every JSONL line is coerced with :func:`~.jsonsafe.to_jsonable`, redacted, written and
+flushed to the OS before :meth:`ExperimentWriter.append` returns. Per record the detail
+files are written first and ``trace_summary.jsonl`` last, so a trace listed there is complete
+in the other files. Only running aggregates are kept in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import tempfile
+import threading
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal
+
+import yaml
+
+from ..records import ExperimentSummary, SummaryStatus, TraceRecord, utcnow
+from .jsonsafe import dumps_line, to_jsonable
+from .paths import make_experiment_dir, validate_experiment_name
+from .redact import Redactor
+
+__all__ = [
+    "CONFIG_FILE",
+    "METADATA_FILE",
+    "OBSERVATIONS_FILE",
+    "SUMMARY_FILE",
+    "TRACES_FILE",
+    "TRACE_SUMMARY_FILE",
+    "ArtifactWriteError",
+    "ExperimentWriter",
+    "FinalStatus",
+]
+
+SUMMARY_FILE = "summary.json"
+METADATA_FILE = "metadata.json"
+CONFIG_FILE = "config.yaml"
+TRACE_SUMMARY_FILE = "trace_summary.jsonl"
+TRACES_FILE = "traces.jsonl"
+OBSERVATIONS_FILE = "observations.jsonl"
+
+FinalStatus = Literal["complete", "interrupted", "failed"]
+
+
+class ArtifactWriteError(RuntimeError):
+    """Writing an artifact file failed (disk full, permissions, I/O error).
+
+    Lines written before the failure are left intact.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"could not write artifact file {str(path)!r}: {reason}; lines already written are "
+            "kept. Free disk space or choose another output_directory / --output-dir"
+        )
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _fluxloop_version() -> str:
+    try:
+        return importlib_metadata.version("pytest-fluxloop")
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: temp file in the same dir, fsync, ``os.replace``.
+
+    Readers see either the old or the new file, never a partial one.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class _LineFile:
+    """An append-only JSONL file: one ``write`` per batch of lines, no user-space buffer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # a+b: appends always go to the end; readable so a torn last line can be detected.
+        self._fh: IO[bytes] = open(path, "a+b", buffering=0)  # noqa: SIM115 - long-lived
+        self._torn = False
+
+    def write_lines(self, lines: list[str]) -> None:
+        data = "".join(f"{line}\n" for line in lines).encode("utf-8")
+        try:
+            if self._torn and not self._ends_with_newline():
+                # A failed write may have left half a line; start on a fresh line so the
+                # next record stays parseable (readers skip the broken one).
+                data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                written = self._fh.write(view)
+                if not written:
+                    raise OSError("short write")
+                view = view[written:]
+            self._torn = False
+        except OSError as exc:
+            self._torn = True
+            raise ArtifactWriteError(self.path, _reason(exc)) from exc
+
+    def _ends_with_newline(self) -> bool:
+        size = os.fstat(self._fh.fileno()).st_size
+        if size == 0:
+            return True
+        self._fh.seek(size - 1)
+        return self._fh.read(1) == b"\n"
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+
+
+class ExperimentWriter:
+    """Writes one experiment directory; thread-safe; keeps only running aggregates.
+
+    Create it with :meth:`create`, :meth:`append` each finished record, then :meth:`finish`.
+    Also usable as a context manager (finishes ``complete``, ``interrupted`` on
+    ``KeyboardInterrupt``, ``failed`` on any other exception).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        experiment_name: str,
+        description: str,
+        config_snapshot: dict[str, Any],
+        seed: int | None,
+        total_cases: int,
+        started_at: datetime,
+        save_traces: bool,
+        save_aggregated_metrics: bool,
+        redactor: Redactor,
+    ) -> None:
+        """Open the JSONL files of an existing directory. Prefer :meth:`create`."""
+        self.path = path
+        self.run_id = uuid.uuid4().hex
+        self.experiment_name = experiment_name
+        self.description = description
+        self.config_snapshot = config_snapshot
+        self.seed = seed
+        self.total_cases = total_cases
+        self.started_at = started_at
+        self.save_traces = save_traces
+        self.save_aggregated_metrics = save_aggregated_metrics
+        self._redactor = redactor
+        # Re-entrant: finish() builds the summary while holding the lock.
+        self._lock = threading.RLock()
+        self._total = 0
+        self._successful = 0
+        self._duration_sum = 0.0
+        self._by_status: Counter[str] = Counter()
+        self._by_error_kind: Counter[str] = Counter()
+        self._final: ExperimentSummary | None = None
+        self._closed = False
+        self._trace_summary: _LineFile | None = None
+        self._traces: _LineFile | None = None
+        self._observations: _LineFile | None = None
+        try:
+            self._trace_summary = _LineFile(path / TRACE_SUMMARY_FILE)
+            if save_traces:
+                self._traces = _LineFile(path / TRACES_FILE)
+                self._observations = _LineFile(path / OBSERVATIONS_FILE)
+        except OSError as exc:
+            self._close_files()
+            raise ArtifactWriteError(Path(exc.filename or path), _reason(exc)) from exc
+
+    @classmethod
+    def create(
+        cls,
+        output_root: Path,
+        *,
+        experiment_name: str,
+        description: str,
+        config_snapshot: dict[str, Any],
+        metadata: dict[str, Any],
+        seed: int | None,
+        total_cases: int,
+        save_traces: bool = True,
+        save_aggregated_metrics: bool = True,
+        suffix: str | None = None,
+        now: datetime | None = None,
+        redactor: Redactor | None = None,
+    ) -> ExperimentWriter:
+        """Create a fresh experiment directory under ``output_root`` and open its files.
+
+        ``now`` is the start time (naive values are taken as UTC); by default the current
+        time, with the directory named in local time. ``experiment_name`` is validated
+        before anything is written. ``redactor`` defaults to a :class:`Redactor` that reads
+        the environment now.
+
+        Raises:
+            OutputPathError: for an unsafe experiment name or an unwritable ``output_root``.
+            ArtifactWriteError: when an initial file cannot be written.
+        """
+        validate_experiment_name(experiment_name)
+        redactor = redactor if redactor is not None else Redactor()
+        if now is None:
+            started_at = utcnow()
+            dir_time = started_at.astimezone()
+        else:
+            started_at = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+            dir_time = now
+        snapshot = redactor(to_jsonable(config_snapshot))
+        if not isinstance(snapshot, dict):
+            raise TypeError(f"config_snapshot must be a mapping, got {type(config_snapshot)}")
+        path = make_experiment_dir(Path(output_root), dir_time, suffix)
+        writer = cls(
+            path,
+            experiment_name=experiment_name,
+            description=description,
+            config_snapshot=snapshot,
+            seed=seed,
+            total_cases=total_cases,
+            started_at=started_at,
+            save_traces=save_traces,
+            save_aggregated_metrics=save_aggregated_metrics,
+            redactor=redactor,
+        )
+        try:
+            writer._write_file(
+                CONFIG_FILE,
+                yaml.safe_dump(snapshot, sort_keys=False, allow_unicode=True).encode("utf-8"),
+            )
+            if save_aggregated_metrics:
+                user_meta = to_jsonable(metadata) if metadata else {}
+                if not isinstance(user_meta, dict):
+                    user_meta = {"metadata": user_meta}
+                # Writer-owned keys come last: run_id and versions must be the real ones.
+                meta = {
+                    **user_meta,
+                    "experiment_name": experiment_name,
+                    "description": description,
+                    "run_id": writer.run_id,
+                    "started_at": started_at,
+                    "fluxloop_version": _fluxloop_version(),
+                    "python_version": platform.python_version(),
+                    "platform": platform.platform(),
+                }
+                writer._write_json(METADATA_FILE, meta)
+                writer._write_json(SUMMARY_FILE, writer.summary("running"))
+        except BaseException:
+            writer._close_files()
+            raise
+        return writer
+
+    # -- appending ---------------------------------------------------------------------
+
+    def append(self, record: TraceRecord) -> None:
+        """Write one finished case to the JSONL files and update the aggregates.
+
+        Raises:
+            ArtifactWriteError: with the file path and reason; earlier lines stay intact.
+            RuntimeError: after :meth:`finish`.
+        """
+        if not isinstance(record, TraceRecord):
+            raise TypeError(f"append() takes a TraceRecord, got {type(record).__name__}")
+        # Serialise and redact outside the lock; only the writes are serialised.
+        full = self._redactor(to_jsonable(record))
+        summary_line = dumps_line(self._redactor(to_jsonable(self._summary_line(record, full))))
+        detail_lines: list[str] = []
+        observation_lines: list[str] = []
+        if self.save_traces:
+            detail_lines = [dumps_line(full)]
+            observation_lines = [dumps_line(o) for o in full.get("observations") or []]
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"experiment writer for {self.path} is already finished")
+            if self._observations is not None and observation_lines:
+                self._observations.write_lines(observation_lines)
+            if self._traces is not None:
+                self._traces.write_lines(detail_lines)
+            assert self._trace_summary is not None
+            # Last on purpose: a trace listed in trace_summary.jsonl is complete elsewhere.
+            self._trace_summary.write_lines([summary_line])
+            self._count(record)
+
+    @staticmethod
+    def _summary_line(record: TraceRecord, full: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return record.summary_line()
+        except Exception:
+            # pydantic could not serialise the output (cycle, unknown type): project the
+            # already-coerced full record onto the same keys instead.
+            data = {k: full.get(k) for k in _SUMMARY_KEYS}
+            data["error"] = record.error.message if record.error else None
+            data["error_kind"] = record.error.kind if record.error else None
+            return data
+
+    def _count(self, record: TraceRecord) -> None:
+        self._total += 1
+        if record.success:
+            self._successful += 1
+        if math.isfinite(record.duration_ms):
+            self._duration_sum += record.duration_ms
+        self._by_status[record.status] += 1
+        if record.error is not None:
+            self._by_error_kind[record.error.kind] += 1
+
+    # -- summary -----------------------------------------------------------------------
+
+    def summary(self, status: SummaryStatus = "running") -> ExperimentSummary:
+        """Build the summary of what has been appended so far, without writing it."""
+        with self._lock:
+            return self._build_summary(status)
+
+    def _build_summary(self, status: SummaryStatus) -> ExperimentSummary:
+        total = self._total
+        return ExperimentSummary(
+            experiment_name=self.experiment_name,
+            description=self.description,
+            run_id=self.run_id,
+            status=status,
+            total_cases=self.total_cases,
+            total_traces=total,
+            successful=self._successful,
+            failed=total - self._successful,
+            by_status=dict(self._by_status),
+            by_error_kind=dict(self._by_error_kind),
+            avg_duration_ms=self._duration_sum / total if total else 0.0,
+            started_at=self.started_at,
+            completed_at=None if status == "running" else utcnow(),
+            seed=self.seed,
+            config_snapshot=self.config_snapshot,
+        )
+
+    def finish(
+        self,
+        status: FinalStatus,
+        exit_code: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ExperimentSummary:
+        """Write the final ``summary.json`` atomically, close the files, return the summary.
+
+        ``extra`` keys are added to ``summary.json`` next to the model fields (they may not
+        replace one). Idempotent: later calls return the first summary and write nothing.
+
+        Raises:
+            ValueError: if an ``extra`` key collides with an ExperimentSummary field.
+            ArtifactWriteError: if ``summary.json`` cannot be written (files are closed;
+                calling again retries the write).
+        """
+        with self._lock:
+            if self._final is not None:
+                return self._final
+            clash = set(extra or {}) & set(ExperimentSummary.model_fields)
+            if clash:
+                raise ValueError(f"extra summary keys shadow summary fields: {sorted(clash)}")
+            summary = self.summary(status).model_copy(update={"exit_code": exit_code})
+            self._closed = True
+            self._close_files()
+            if self.save_aggregated_metrics:
+                data = summary.model_dump(mode="json")
+                data.update(to_jsonable(extra) if extra else {})
+                self._write_json(SUMMARY_FILE, data)
+            self._final = summary
+            return summary
+
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` has completed."""
+        return self._final is not None
+
+    # -- files -------------------------------------------------------------------------
+
+    def _write_json(self, name: str, data: Any) -> None:
+        payload = self._redactor(to_jsonable(data))
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False, indent=2)
+        self._write_file(name, (text + "\n").encode("utf-8", errors="backslashreplace"))
+
+    def _write_file(self, name: str, data: bytes) -> None:
+        target = self.path / name
+        try:
+            write_atomic(target, data)
+        except OSError as exc:
+            raise ArtifactWriteError(target, _reason(exc)) from exc
+
+    def _close_files(self) -> None:
+        for f in (self._trace_summary, self._traces, self._observations):
+            if f is not None:
+                f.close()
+
+    def __enter__(self) -> ExperimentWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finish("complete", exit_code=0)
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("interrupted", exit_code=2)
+        else:
+            self.finish("failed")
+
+    def __repr__(self) -> str:
+        return f"<ExperimentWriter {str(self.path)!r} run_id={self.run_id} traces={self._total}>"
+
+
+# Keys of TraceRecord.summary_line() that come straight from the record (error and
+# error_kind are derived); kept in sync by tests/test_artifact_schemas.py.
+_SUMMARY_KEYS = (
+    "trace_id",
+    "case_id",
+    "iteration",
+    "persona",
+    "input",
+    "output",
+    "duration_ms",
+    "success",
+    "status",
+    "attempts",
+)
