@@ -42,8 +42,16 @@ def test_signal_mid_run_keeps_traces(project: Project, signum: int) -> None:
     cfg.write_text(cfg.read_text().replace("seed: 42", "seed: 5"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--fluxloop-config", str(cfg), "-p", "no:cacheprovider",
-         "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--fluxloop-config",
+            str(cfg),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
         cwd=project.root,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
