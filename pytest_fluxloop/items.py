@@ -62,8 +62,11 @@ class FluxloopFile(pytest.File):
         experiment = state.experiment
         assert experiment is not None
         for case in experiment.cases:
+            name = f"{experiment.name}[{case.case_id}]"
+            # An explicit nodeid string lets pytest >= 9.2 parse "[case_id]" as the params
+            # part of its structured ids (as for parametrized functions), so --lf matches.
             yield FluxloopItem.from_parent(
-                self, name=f"{experiment.name}[{case.case_id}]", case=case
+                self, name=name, nodeid=f"{self.nodeid}::{name}", case=case
             )
 
 

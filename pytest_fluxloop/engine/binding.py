@@ -17,24 +17,30 @@ from ..errors import TargetError
 INPUT_NAMES = ("input_text", "input", "message", "query", "text", "content", "user_message")
 OPTIONAL_NAMES = ("persona", "iteration", "conversation_state", "auto_approve", "metadata", "seed")
 
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
 
 @dataclass(frozen=True)
 class BindingPlan:
-    """Which parameter takes the input, and which optional values the agent wants."""
+    """How to call the agent: leading positional-only parameters, then keywords.
+
+    ``positional`` lists the positional-only parameters FluxLoop fills, in order (the input
+    and/or optional names); ``keywords`` the others it passes by name.
+    """
 
     input_param: str
-    input_positional_only: bool
-    extras: tuple[str, ...]
+    positional: tuple[str, ...]
+    keywords: tuple[str, ...]
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The optional values the agent declares (besides the input)."""
+        return tuple(n for n in (*self.positional, *self.keywords) if n != self.input_param)
 
     def bind(self, text: Any, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Arguments for one call: the input plus the declared extras found in ``values``."""
-        kwargs = {name: values[name] for name in self.extras if name in values}
-        if self.input_positional_only:
-            return (text,), kwargs
-        kwargs[self.input_param] = text
-        return (), kwargs
+        merged = {**values, self.input_param: text}
+        args = tuple(merged.get(name) for name in self.positional)
+        kwargs = {name: merged[name] for name in self.keywords if name in merged}
+        return args, kwargs
 
 
 def plan_binding(signature: inspect.Signature, spec: str) -> BindingPlan:
@@ -54,31 +60,38 @@ def plan_binding(signature: inspect.Signature, spec: str) -> BindingPlan:
                 f"runner.target {spec!r}: the agent takes no parameter for the input; declare one "
                 f"(e.g. def run(input_text: str)); recognised names: {', '.join(INPUT_NAMES)}"
             )
-        return BindingPlan("input", True, ())
+        return BindingPlan("input", ("input",), ())
     if input_param.kind is inspect.Parameter.KEYWORD_ONLY and input_param.name not in INPUT_NAMES:
         raise TargetError(
             f"runner.target {spec!r}: keyword-only parameter '{input_param.name}' can't take "
             f"the input; name it one of {', '.join(INPUT_NAMES)}"
         )
-    extras = tuple(name for name in OPTIONAL_NAMES if name in by_name)
-    missing = [
-        p.name
-        for p in params
-        if p.default is p.empty and p is not input_param and p.name not in OPTIONAL_NAMES
-    ]
-    if missing:
+    fillable = {input_param.name, *OPTIONAL_NAMES}
+    positional: list[str] = []
+    keywords: list[str] = []
+    unfilled: list[str] = []
+    blocked = False  # a positional-only parameter we can't fill ends the positional run
+    for p in params:
+        if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+            if p.name in fillable and not blocked:
+                positional.append(p.name)
+                continue
+            blocked = True
+            if p.default is p.empty:
+                unfilled.append(p.name)
+        elif p.name in fillable:
+            keywords.append(p.name)
+        elif p.default is p.empty:
+            unfilled.append(p.name)
+    if unfilled:
         raise TargetError(
-            f"runner.target {spec!r}: parameter(s) {', '.join(missing)} have no default and "
+            f"runner.target {spec!r}: parameter(s) {', '.join(unfilled)} have no default and "
             f"FluxLoop cannot supply them; give them defaults. FluxLoop passes the input plus "
             f"any of: {', '.join(OPTIONAL_NAMES)}"
         )
-    positional_only = input_param.kind is inspect.Parameter.POSITIONAL_ONLY
-    if positional_only:
-        # A positional-only input must come first; anything before it would need a value.
-        first = params[0]
-        if first is not input_param:
-            raise TargetError(
-                f"runner.target {spec!r}: positional-only '{input_param.name}' must be the "
-                "first parameter"
-            )
-    return BindingPlan(input_param.name, positional_only, extras)
+    if input_param.name not in positional and input_param.name not in keywords:
+        raise TargetError(
+            f"runner.target {spec!r}: positional-only input '{input_param.name}' comes after "
+            "a positional-only parameter FluxLoop can't fill; make the input the first parameter"
+        )
+    return BindingPlan(input_param.name, tuple(positional), tuple(keywords))

@@ -49,6 +49,7 @@ class RunSettings:
     auto_approve_tools: bool = True
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    service_context: str | None = None
 
 
 @dataclass
@@ -92,6 +93,7 @@ class CaseExecutor:
         rng = random.Random(case.seed)
         observations: list[Observation] = []
         attempts = 0
+        gave_up = ""
         while True:
             attempts += 1
             attempt = self._attempt(case, trace_id)
@@ -108,7 +110,21 @@ class CaseExecutor:
             hinted = retry_after_seconds(error)
             if hinted is not None:
                 if hinted > MAX_RETRY_AFTER_SECONDS:
-                    break  # a long Retry-After: give up now rather than sleep silently
+                    # Give up now, and say why, rather than sleep silently for minutes.
+                    gave_up = (
+                        f"gave up retrying: the server asked to wait {hinted:g}s (Retry-After), "
+                        f"more than the {MAX_RETRY_AFTER_SECONDS:g}s limit"
+                    )
+                    observations.append(
+                        Observation(
+                            trace_id=trace_id,
+                            type="retry",
+                            name="gave_up",
+                            error=gave_up,
+                            metadata={"attempt": attempts},
+                        )
+                    )
+                    break
                 delay = max(delay, hinted)
             observations.append(
                 Observation(
@@ -126,6 +142,8 @@ class CaseExecutor:
         if attempt.error is not None:
             status = "timeout" if attempt.timed_out else "error"
             info = error_info(attempt.error, "timeout" if attempt.timed_out else "agent")
+            if gave_up:
+                info.message = f"{info.message} ({gave_up})"
         record = TraceRecord(
             trace_id=trace_id,
             case_id=case.case_id,
@@ -167,6 +185,15 @@ class CaseExecutor:
             "metadata": dict(case.metadata),
             "auto_approve": self.settings.auto_approve_tools,
             "seed": case.seed,
+            # A single turn is a conversation of one user message (seeds/004's shape).
+            "conversation_state": {
+                "turns": [{"role": "user", "content": case.input}],
+                "metadata": dict(case.metadata),
+                "context": {
+                    "persona": case.persona,
+                    "service_context": self.settings.service_context,
+                },
+            },
         }
 
     def _attempt(self, case: Case, trace_id: str) -> _Attempt:

@@ -100,6 +100,7 @@ class Experiment:
             max_retries=sim.runner.max_retries,
             run_delay_seconds=sim.run_delay_seconds,
             auto_approve_tools=sim.multi_turn.auto_approve_tools,
+            service_context=self.cfg.service_context,
         )
 
     def workspace(self) -> Workspace:

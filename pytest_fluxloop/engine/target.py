@@ -118,6 +118,13 @@ def resolve_target(spec: str) -> Target:
 
 
 def _class_method_target(spec: str, cls: type, method_name: str) -> Target:
+    if not hasattr(cls, method_name):
+        available = _public_names(cls)
+        raise TargetError(
+            f"runner.target {spec!r}: '{method_name}' not found in "
+            f"{spec.partition(':')[0]}:{cls.__name__}"
+            + (f" (available: {available})" if available else "")
+        )
     static = inspect.getattr_static(cls, method_name)
     if isinstance(static, (staticmethod, classmethod)):
         bound = getattr(cls, method_name)

@@ -27,14 +27,13 @@ class TraceContext:
     trace_id: str
     observations: list[Observation] = field(default_factory=list)
     dropped: int = 0
-    span_stack: list[str] = field(default_factory=list)
 
     def add(self, type: str, name: str, **fields: Any) -> Observation | None:
         """Append an observation; ``parent_id`` defaults to the innermost open span."""
         if len(self.observations) >= MAX_OBSERVATIONS:
             self.dropped += 1
             return None
-        fields.setdefault("parent_id", self.span_stack[-1] if self.span_stack else None)
+        fields.setdefault("parent_id", current_span_id.get())
         obs = Observation(trace_id=self.trace_id, type=type, name=name, **fields)
         self.observations.append(obs)
         return obs
@@ -45,6 +44,9 @@ class TraceContext:
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("fluxloop_trace", default=None)
+
+current_span_id: ContextVar[str | None] = ContextVar("fluxloop_span", default=None)
+"""The innermost open span. A ContextVar, so concurrent asyncio tasks each see their own."""
 
 
 def current_trace() -> TraceContext | None:

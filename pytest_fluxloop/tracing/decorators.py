@@ -10,19 +10,24 @@ import functools
 import inspect
 import time
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any, TypeVar, overload
 
 from ..artifacts.jsonsafe import to_jsonable
-from .context import TraceContext, current_trace
+from .context import TraceContext, current_span_id, current_trace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _capture_args(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _capture_args(
+    signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     try:
-        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+        if signature is None:
+            raise TypeError
+        bound = signature.bind_partial(*args, **kwargs)
         data = {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
-    except (TypeError, ValueError):
+    except TypeError:
         data = {"args": list(args), "kwargs": kwargs}
     return to_jsonable(data)
 
@@ -31,41 +36,38 @@ def _start(
     ctx: TraceContext,
     kind: str,
     name: str,
-    fn: Callable[..., Any],
+    signature: inspect.Signature | None,
     args: Any,
     kw: Any,
     meta: dict[str, Any],
-) -> tuple[str, float]:
+) -> tuple[str, float, Token[str | None]]:
     span_id = ctx.new_span_id()
     ctx.add(
         "span_start",
         name,
         observation_id=span_id,
-        input=_capture_args(fn, args, kw),
+        input=_capture_args(signature, args, kw),
         metadata={"kind": kind, **meta},
     )
-    ctx.span_stack.append(span_id)
-    return span_id, time.perf_counter()
+    return span_id, time.perf_counter(), current_span_id.set(span_id)
 
 
 def _end(
     ctx: TraceContext,
     name: str,
-    span_id: str,
-    started: float,
+    started: tuple[str, float, Token[str | None]],
     output: Any = None,
     error: BaseException | None = None,
 ) -> None:
-    if ctx.span_stack and ctx.span_stack[-1] == span_id:
-        ctx.span_stack.pop()
-    duration = (time.perf_counter() - started) * 1000
+    span_id, t0, token = started
+    current_span_id.reset(token)
     ctx.add(
         "span_end",
         name,
         observation_id=span_id,
         output=None if error else to_jsonable(output),
         error=f"{type(error).__name__}: {error}" if error else None,
-        duration_ms=round(duration, 3),
+        duration_ms=round((time.perf_counter() - t0) * 1000, 3),
     )
 
 
@@ -74,6 +76,10 @@ def span(kind: str, name: str | None = None, **meta: Any) -> Callable[[F], F]:
 
     def decorate(fn: F) -> F:
         span_name = name or getattr(fn, "__name__", kind)
+        try:  # computed once: signature() is too slow to run on every call
+            signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            signature = None
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -81,13 +87,13 @@ def span(kind: str, name: str | None = None, **meta: Any) -> Callable[[F], F]:
                 ctx = current_trace()
                 if ctx is None:
                     return await fn(*args, **kwargs)
-                span_id, started = _start(ctx, kind, span_name, fn, args, kwargs, meta)
+                started = _start(ctx, kind, span_name, signature, args, kwargs, meta)
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
-                    _end(ctx, span_name, span_id, started, error=exc)
+                    _end(ctx, span_name, started, error=exc)
                     raise
-                _end(ctx, span_name, span_id, started, output=result)
+                _end(ctx, span_name, started, output=result)
                 return result
 
             return async_wrapper  # type: ignore[return-value]
@@ -97,13 +103,13 @@ def span(kind: str, name: str | None = None, **meta: Any) -> Callable[[F], F]:
             ctx = current_trace()
             if ctx is None:
                 return fn(*args, **kwargs)
-            span_id, started = _start(ctx, kind, span_name, fn, args, kwargs, meta)
+            started = _start(ctx, kind, span_name, signature, args, kwargs, meta)
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                _end(ctx, span_name, span_id, started, error=exc)
+                _end(ctx, span_name, started, error=exc)
                 raise
-            _end(ctx, span_name, span_id, started, output=result)
+            _end(ctx, span_name, started, output=result)
             return result
 
         return wrapper  # type: ignore[return-value]
