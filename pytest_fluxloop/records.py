@@ -103,24 +103,32 @@ class TraceRecord(BaseModel):
 
     def summary_line(self) -> dict[str, Any]:
         """The ``trace_summary.jsonl`` projection of this record."""
-        data = self.model_dump(
-            mode="json",
-            include={
-                "trace_id",
-                "case_id",
-                "iteration",
-                "persona",
-                "input",
-                "output",
-                "duration_ms",
-                "success",
-                "status",
-                "attempts",
-            },
+        return summary_projection(
+            self.model_dump(mode="json", include=set(SUMMARY_KEYS)), self.error
         )
-        data["error"] = self.error.message if self.error else None
-        data["error_kind"] = self.error.kind if self.error else None
-        return data
+
+
+SUMMARY_KEYS = (
+    "trace_id",
+    "case_id",
+    "iteration",
+    "persona",
+    "input",
+    "output",
+    "duration_ms",
+    "success",
+    "status",
+    "attempts",
+)
+"""Keys of a trace copied into ``trace_summary.jsonl`` (plus ``error`` and ``error_kind``)."""
+
+
+def summary_projection(data: dict[str, Any], error: ErrorInfo | None) -> dict[str, Any]:
+    """``trace_summary.jsonl`` line from a trace's JSON data and its error."""
+    line = {key: data.get(key) for key in SUMMARY_KEYS}
+    line["error"] = error.message if error else None
+    line["error_kind"] = error.kind if error else None
+    return line
 
 
 class ExperimentSummary(BaseModel):

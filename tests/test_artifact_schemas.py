@@ -12,8 +12,8 @@ from jsonschema import Draft202012Validator
 
 from pytest_fluxloop.artifacts import ExperimentWriter, generate_schemas, load_schema
 from pytest_fluxloop.artifacts import schemas as schemas_mod
-from pytest_fluxloop.artifacts import writer as writer_mod
 from pytest_fluxloop.records import (
+    SUMMARY_KEYS,
     ErrorInfo,
     MultiTurnInfo,
     Observation,
@@ -153,7 +153,7 @@ def test_unknown_schema_name() -> None:
 def test_trace_summary_model_matches_summary_line() -> None:
     line = _record(0, error=ErrorInfo(type="E", message="m")).summary_line()
     assert list(line) == list(schemas_mod.TraceSummaryLine.model_fields)
-    assert set(writer_mod._SUMMARY_KEYS) | {"error", "error_kind"} == set(line)
+    assert set(SUMMARY_KEYS) | {"error", "error_kind"} == set(line)
 
 
 # -- real artifacts validate --------------------------------------------------------------

@@ -11,52 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import clean_env, run_cli
-
-SEED_000_COMPLETE_EXAMPLE = """\
-# FluxLoop Simulation Configuration
-# ------------------------------------------------------------
-# Controls how experiments execute (iterations, runner target, output paths).
-# Adjust runner module/function to point at your agent entry point.
-name: my_agent_experiment
-description: AI agent simulation experiment
-iterations: 1 # Number of times to cycle through inputs/personas
-parallel_runs: 1 # Increase for concurrent execution (ensure thread safety)
-run_delay_seconds: 0 # Optional delay between runs to avoid rate limits
-seed: 42 # Set for reproducibility; remove for randomness
-runner:
-  module_path: "examples.simple_agent"
-  function_name: "run"
-  target: "examples.simple_agent:run"
-  working_directory: . # Relative to project root; adjust if agent lives elsewhere
-  python_path: # Optional custom PYTHONPATH entries
-  timeout_seconds: 120 # Abort long-running traces
-  max_retries: 3 # Automatic retry attempts on error
-replay_args:
-  enabled: false
-  recording_file: recordings/args_recording.jsonl
-  override_param_path: data.content
-multi_turn:
-  enabled: false # Enable to drive conversations via supervisor
-  max_turns: 8 # Safety cap on total turns per conversation
-  auto_approve_tools: true # Automatically approve tool calls when supported
-  persona_override: null # Force a specific persona id (optional)
-  supervisor:
-    provider: openai # openai (LLM generated) | mock (scripted playback)
-    model: gpt-4o-mini
-    system_prompt: |
-      You supervise an AI assistant supporting customers.
-      Review the entire transcript and decide whether to continue.
-      When continuing, craft the next user message consistent with the persona.
-      When terminating, explain the reason and provide any closing notes.
-    metadata:
-      scripted_questions: [] # Array of user utterances for sequential playback
-      mock_decision: terminate # Fallback when no scripted questions remain
-      mock_reason: script_complete # Termination reason for scripted runs
-      mock_closing: "Thanks for the help. I have no further questions."
-output_directory: experiments
-save_traces: true
-save_aggregated_metrics: true
-"""
+from config_helpers import COMPLETE_EXAMPLE as SEED_000_COMPLETE_EXAMPLE
 
 SEED_001_INPUTS = """\
 generated_inputs:

@@ -36,7 +36,13 @@ from typing import IO, Any, Literal
 
 import yaml
 
-from ..records import ExperimentSummary, SummaryStatus, TraceRecord, utcnow
+from ..records import (
+    ExperimentSummary,
+    SummaryStatus,
+    TraceRecord,
+    summary_projection,
+    utcnow,
+)
 from .jsonsafe import dumps_line, to_jsonable
 from .paths import make_experiment_dir, validate_experiment_name
 from .redact import Redactor
@@ -318,10 +324,7 @@ class ExperimentWriter:
         except Exception:
             # pydantic could not serialise the output (cycle, unknown type): project the
             # already-coerced full record onto the same keys instead.
-            data = {k: full.get(k) for k in _SUMMARY_KEYS}
-            data["error"] = record.error.message if record.error else None
-            data["error_kind"] = record.error.kind if record.error else None
-            return data
+            return summary_projection(full, record.error)
 
     def _count(self, record: TraceRecord) -> None:
         self._total += 1
@@ -434,19 +437,3 @@ class ExperimentWriter:
 
     def __repr__(self) -> str:
         return f"<ExperimentWriter {str(self.path)!r} run_id={self.run_id} traces={self._total}>"
-
-
-# Keys of TraceRecord.summary_line() that come straight from the record (error and
-# error_kind are derived); kept in sync by tests/test_artifact_schemas.py.
-_SUMMARY_KEYS = (
-    "trace_id",
-    "case_id",
-    "iteration",
-    "persona",
-    "input",
-    "output",
-    "duration_ms",
-    "success",
-    "status",
-    "attempts",
-)

@@ -190,26 +190,26 @@ def _mapping(doc: YamlDocument, what: str) -> dict[str, Any]:
     return copy.deepcopy(doc.data)
 
 
+# Older spellings seeds/001 shows: (block, key inside it) -> top-level key.
+_LEGACY_ALIASES = {
+    ("runner", "iterations"): "iterations",
+    ("output", "directory"): "output_directory",
+}
+
+
 def _apply_legacy_aliases(raw: dict[str, Any], doc: YamlDocument) -> dict[str, Any]:
-    """Accept the spellings seeds/001 shows: ``runner.iterations`` and ``output.directory``."""
-    runner = raw.get("runner")
-    if isinstance(runner, dict) and runner.get("iterations") is not None:
-        legacy = runner["iterations"]
-        if "iterations" in raw and raw["iterations"] != legacy:
+    """Accept ``runner.iterations`` and ``output.directory`` as their top-level keys."""
+    for (block, key), top in _LEGACY_ALIASES.items():
+        section = raw.get(block)
+        if not isinstance(section, dict) or section.get(key) is None:
+            continue
+        legacy = section[key]
+        if top in raw and raw[top] != legacy:
             raise ConfigError(
-                f"{doc.where(('runner', 'iterations'))}: runner.iterations ({legacy!r}) disagrees "
-                f"with iterations ({raw['iterations']!r}); keep only one"
+                f"{doc.where((block, key))}: {block}.{key} ({legacy!r}) disagrees "
+                f"with {top} ({raw[top]!r}); keep only one"
             )
-        raw.setdefault("iterations", legacy)
-    output = raw.get("output")
-    if isinstance(output, dict) and output.get("directory") is not None:
-        legacy = output["directory"]
-        if "output_directory" in raw and raw["output_directory"] != legacy:
-            raise ConfigError(
-                f"{doc.where(('output', 'directory'))}: output.directory ({legacy!r}) disagrees "
-                f"with output_directory ({raw['output_directory']!r}); keep only one"
-            )
-        raw.setdefault("output_directory", legacy)
+        raw.setdefault(top, legacy)
     return raw
 
 
