@@ -2,6 +2,9 @@
 
 A thin facade over :mod:`pytest_fluxloop` so agents instrumented as the FluxLoop documents
 show (``@fluxloop.agent()``) run under pytest-fluxloop without edits.
+
+PYTEST_DONT_REWRITE: the CLI imports this package before pytest starts, and the plugin
+needs no assertion rewriting.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Public API (imported lazily, so loading the pytest plugin stays cheap)::
 
     from pytest_fluxloop import agent, trace, tool, event      # instrumentation SDK
     from pytest_fluxloop import Experiment, load_config        # run from plain Python
+
+PYTEST_DONT_REWRITE: the CLI imports this package before pytest starts, and the plugin
+needs no assertion rewriting.
 """
 
 from __future__ import annotations

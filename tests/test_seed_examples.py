@@ -103,6 +103,7 @@ def test_seed_example_through_the_cli(tmp_path: Path) -> None:
     proc = run_cli("run", "experiment", "--yes", cwd=root, env=clean_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 input/persona pairs × 1 iteration = 2 runs" in proc.stdout
+    assert "Warning" not in proc.stdout + proc.stderr  # e.g. no assertion-rewrite warning
     exps = sorted((root / "experiments").glob("exp_*"))
     assert len(exps) == 1
     _check_artifacts(exps[0], 2, "my_agent_experiment")
