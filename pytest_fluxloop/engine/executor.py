@@ -27,6 +27,7 @@ from ..artifacts.jsonsafe import to_jsonable
 from ..cases import Case
 from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
 from ..tracing.context import trace_context
+from .outcome import ConversationOutcome, ConversationRunner, Resolve
 from .retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
 from .target import Target
 
@@ -58,6 +59,8 @@ class CaseResult:
 
     record: TraceRecord
     output: Any = None
+    fatal: bool = False
+    """The failure is a configuration problem that every case would hit: stop the run."""
 
 
 @dataclass
@@ -76,9 +79,11 @@ class CaseExecutor:
         target: Target,
         settings: RunSettings,
         sleep: Callable[[float], None] = time.sleep,
+        conversation: ConversationRunner | None = None,
     ) -> None:
         self.target = target
         self.settings = settings
+        self.conversation = conversation
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_start = 0.0
@@ -139,11 +144,18 @@ class CaseExecutor:
         duration_ms = (time.perf_counter() - t0) * 1000
         status: TraceStatus = "success"
         info: ErrorInfo | None = None
+        output = attempt.output
+        outcome = output if isinstance(output, ConversationOutcome) else None
+        if outcome is not None:
+            output = outcome.output
         if attempt.error is not None:
             status = "timeout" if attempt.timed_out else "error"
             info = error_info(attempt.error, "timeout" if attempt.timed_out else "agent")
             if gave_up:
                 info.message = f"{info.message} ({gave_up})"
+        elif outcome is not None and outcome.supervisor_error is not None:
+            # The simulator failed, not the agent: counted apart in the summary.
+            status, info = "supervisor_error", outcome.supervisor_error
         record = TraceRecord(
             trace_id=trace_id,
             case_id=case.case_id,
@@ -152,7 +164,7 @@ class CaseExecutor:
             persona_description=case.persona_description,
             input=case.input,
             input_index=case.input_index,
-            output=to_jsonable(attempt.output) if info is None else None,
+            output=to_jsonable(output) if status in ("success", "supervisor_error") else None,
             duration_ms=round(duration_ms, 3),
             success=info is None,
             status=status,
@@ -162,9 +174,14 @@ class CaseExecutor:
             started_at=started_at,
             completed_at=utcnow(),
             metadata=to_jsonable(case.metadata),
+            multi_turn=outcome.multi_turn if outcome else None,
+            conversation_state=to_jsonable(outcome.conversation_state) if outcome else None,
+            token_usage=outcome.token_usage if outcome else None,
             observations=observations,
         )
-        return CaseResult(record, attempt.output if info is None else None)
+        return CaseResult(
+            record, output if info is None else None, fatal=bool(outcome and outcome.fatal)
+        )
 
     def _pace(self) -> None:
         # run_delay_seconds spaces case *starts*, also when several cases run at once.
@@ -197,26 +214,51 @@ class CaseExecutor:
         }
 
     def _attempt(self, case: Case, trace_id: str) -> _Attempt:
-        args, kwargs = self.target.binding.bind(case.input, self._values(case))
-        return self.call(trace_id, lambda fn: fn(*args, **kwargs), f"fluxloop-{case.case_id}")
+        values = self._values(case)
+        conversation = self.conversation
+        binding = self.target.binding
+        if conversation is not None:
+
+            def invoke(fn: Callable[..., Any], resolve: Resolve) -> Any:
+                return conversation.run(fn, case, binding, values, resolve)
+
+        else:
+            args, kwargs = binding.bind(case.input, values)
+
+            def invoke(fn: Callable[..., Any], resolve: Resolve) -> Any:
+                return resolve(fn(*args, **kwargs))
+
+        return self.call(trace_id, invoke, f"fluxloop-{case.case_id}")
 
     def call(
-        self, trace_id: str, invoke: Callable[[Callable[..., Any]], Any], thread_name: str
+        self,
+        trace_id: str,
+        invoke: Callable[[Callable[..., Any], Resolve], Any],
+        thread_name: str,
     ) -> _Attempt:
-        """Run ``invoke(agent_callable)`` on a worker thread under the deadline."""
+        """Run ``invoke(agent_callable, resolve)`` on a worker thread under the deadline.
+
+        ``resolve`` runs awaitables on one event loop per attempt, so an async agent called
+        several times (one conversation) keeps the same loop for its clients.
+        """
         result = _Attempt()
         state: dict[str, Any] = {}
+
+        def resolve(value: Any) -> Any:
+            return _run_awaitable(value, state) if inspect.isawaitable(value) else value
 
         def work() -> None:
             with trace_context(trace_id) as ctx:
                 state["ctx"] = ctx
                 try:
-                    value = invoke(self.target.make_callable())
-                    if inspect.isawaitable(value):
-                        value = _run_awaitable(value, state)
+                    value = invoke(self.target.make_callable(), resolve)
                     result.output = value
+                    if isinstance(value, ConversationOutcome) and value.agent_error is not None:
+                        result.error = value.agent_error
                 except BaseException as exc:  # the agent's failure is data, not our crash
                     result.error = exc
+                finally:
+                    _close_loop(state)
 
         thread = threading.Thread(
             target=copy_context().run, args=(work,), name=thread_name, daemon=True
@@ -241,22 +283,28 @@ class CaseExecutor:
 
 
 def _run_awaitable(awaitable: Any, state: dict[str, Any]) -> Any:
-    loop = asyncio.new_event_loop()
-    state["loop"] = loop
+    loop = state.get("loop")
+    if loop is None:
+        loop = asyncio.new_event_loop()
+        state["loop"] = loop
+    task = loop.create_task(_await(awaitable))
+    state["task"] = task
+    return loop.run_until_complete(task)
+
+
+def _close_loop(state: dict[str, Any]) -> None:
+    loop = state.get("loop")
+    if loop is None or loop.is_closed():
+        return
     try:
-        task = loop.create_task(_await(awaitable))
-        state["task"] = task
-        return loop.run_until_complete(task)
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for pending_task in pending:
+            pending_task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
-        try:
-            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for pending_task in pending:
-                pending_task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+        loop.close()
 
 
 async def _await(awaitable: Any) -> Any:
