@@ -7,12 +7,13 @@ so pytest validates implementations and ``--help`` stays clean.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from .cases import Case
+    from .config.models import SupervisorConfig
     from .records import ExperimentSummary, TraceRecord
 
 
@@ -21,6 +22,16 @@ def pytest_fluxloop_modify_cases(config: pytest.Config, cases: list[Case]) -> No
 
     Called in every process (controller and each xdist worker) with the same list, so keep
     it deterministic: all xdist workers must see the same cases in the same order.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_fluxloop_supervisor(config: pytest.Config, settings: SupervisorConfig) -> Any:
+    """Return a custom supervisor for multi-turn conversations, or None for the built-in one.
+
+    ``settings`` is the validated ``multi_turn.supervisor`` block. The returned object must
+    follow the supervisor protocol of :mod:`pytest_fluxloop.supervisors` (a ``decide``
+    method); it is used for every case of the experiment. First non-None result wins.
     """
 
 

@@ -89,6 +89,10 @@ class FluxloopItem(pytest.Item):
         result = state.experiment.run_case(self.case)
         self.stash[RESULT_KEY] = result
         self.stash[EXPERIMENT_KEY] = str(state.experiment.cfg.config_path)
+        if result.fatal:
+            # A configuration problem every case would hit (bad API key, unknown model):
+            # report it once and stop, rather than fail every remaining case the same way.
+            self.session.shouldstop = f"pytest-fluxloop: stopping: {result.record.error}"
         if not result.record.success:
             raise CaseFailed(result.record)
 

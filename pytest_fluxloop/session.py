@@ -125,7 +125,9 @@ class FluxloopSession:
 
         try:
             overrides = overrides_from_options(self.config, **marker_kwargs)
-            experiment = Experiment.load(path, overrides, run_seed=self.run_seed())
+            experiment = Experiment.load(
+                path, overrides, run_seed=self.run_seed(), supervisor_hook=self._supervisor_hook
+            )
         except ConfigError as exc:
             raise pytest.UsageError(f"pytest-fluxloop: {exc}") from None
         except (TypeError, ValueError) as exc:  # bad marker keyword arguments
@@ -135,6 +137,9 @@ class FluxloopSession:
         for notice in experiment.notices:
             warnings.warn(FluxloopWarning(notice), stacklevel=1)
         return experiment
+
+    def _supervisor_hook(self, settings: Any) -> Any:
+        return self.config.hook.pytest_fluxloop_supervisor(config=self.config, settings=settings)
 
     def _install_sigterm(self) -> None:
         # A CI cancel sends SIGTERM: turn it into KeyboardInterrupt so pytest stops cleanly,

@@ -8,11 +8,14 @@ The pytest layer drives one ``Experiment`` per config; plain Python can too::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..cases import Case, ExperimentPlan, plan_experiment
 from ..config.loader import LoadedConfig, Overrides, load_config
+from ..config.models import SupervisorConfig
 from ..errors import ConfigError
 from ..records import ExperimentSummary
 from .executor import CaseExecutor, CaseResult, RunSettings
@@ -69,18 +72,29 @@ class Experiment:
     cfg: LoadedConfig
     plan: ExperimentPlan
     notices: list[str] = field(default_factory=list)
+    supervisor_hook: Callable[[SupervisorConfig], Any] | None = None
+    """Returns a custom supervisor for the settings, or None (the pytest hook, via the plugin)."""
     _target: Target | None = None
     _executor: CaseExecutor | None = None
 
     @classmethod
     def load(
-        cls, path: Path | str, overrides: Overrides | None = None, run_seed: int | None = None
+        cls,
+        path: Path | str,
+        overrides: Overrides | None = None,
+        run_seed: int | None = None,
+        supervisor_hook: Callable[[SupervisorConfig], Any] | None = None,
     ) -> Experiment:
         """Load and validate config and inputs and plan the cases (ConfigError on problems)."""
         cfg = load_config(path, overrides)
         notices = check_supported(cfg)
         plan = plan_experiment(cfg, run_seed)
-        return cls(cfg=cfg, plan=plan, notices=[*notices, *cfg.notices])
+        return cls(
+            cfg=cfg,
+            plan=plan,
+            notices=[*notices, *cfg.notices],
+            supervisor_hook=supervisor_hook,
+        )
 
     @property
     def name(self) -> str:
