@@ -7,7 +7,7 @@ import random
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,11 +50,18 @@ class ExperimentPlan:
     shuffled: bool
     source: str
     factored: bool
+    _by_id: dict[str, Case] | None = field(default=None, repr=False)
 
     @property
     def total(self) -> int:
         """Number of cases."""
         return len(self.cases)
+
+    def case(self, case_id: str) -> Case | None:
+        """The case with ``case_id``, or None."""
+        if self._by_id is None or len(self._by_id) != len(self.cases):
+            self._by_id = {case.case_id: case for case in self.cases}
+        return self._by_id.get(case_id)
 
     def describe(self) -> str:
         """``3 inputs × 2 personas × 2 iterations = 12 runs`` (or pairs when not a product)."""

@@ -85,8 +85,8 @@ class FluxloopItem(pytest.Item):
         from .session import SESSION_KEY
 
         state = self.config.stash[SESSION_KEY]
-        assert state.experiment is not None
-        result = state.experiment.run_case(self.case)
+        assert state.experiment is not None and state.scheduler is not None
+        result = state.scheduler.result(self.case, ahead=state.upcoming(self))
         self.stash[RESULT_KEY] = result
         self.stash[EXPERIMENT_KEY] = str(state.experiment.cfg.config_path)
         if result.fatal:

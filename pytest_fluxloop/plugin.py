@@ -31,6 +31,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Under ``-n`` without ``--dist``, schedule an experiment with xdist's ``worksteal``.
+
+    xdist's default ``load`` mode feeds each worker 2-4 items at a time, too few for
+    ``parallel_runs`` to schedule ahead; worksteal hands each worker its share up front
+    (and rebalances), which also suits agents whose latencies vary. Runs before xdist sets
+    its own default.
+    """
+    wants_experiment = config.getoption("fluxloop_config") or config.getini("fluxloop_config")
+    numprocesses = getattr(config.option, "numprocesses", None)
+    if wants_experiment and numprocesses and getattr(config.option, "dist", None) == "no":
+        config.option.dist = "worksteal"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker; load the configured experiment (usage error if invalid)."""
     config.addinivalue_line("markers", fixtures.MARKER_HELP)
@@ -78,6 +93,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[SESSION_KEY]
     if not state.xdist_controller:  # the xdist controller collects nothing itself
         state.selected = sum(isinstance(item, FluxloopItem) for item in session.items)
+        state.remember_items(session.items)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

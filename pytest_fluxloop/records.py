@@ -151,4 +151,8 @@ class ExperimentSummary(BaseModel):
     completed_at: datetime | None = None
     seed: int | None = None
     exit_code: int | None = None
+    leaked_threads: int = Field(
+        default=0,
+        description="Agents still running after their timeout (threads or tasks left behind).",
+    )
     config_snapshot: dict[str, Any] = Field(default_factory=dict)

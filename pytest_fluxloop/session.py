@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import sys
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,11 @@ from .options import config_path, overrides_from_options
 
 if TYPE_CHECKING:
     from .artifacts.writer import ExperimentWriter
+    from .cases import Case
+    from .engine.executor import CaseExecutor
     from .engine.experiment import Experiment
+    from .engine.scheduler import CaseScheduler
+    from .items import FluxloopItem
     from .progress import ProgressPrinter
     from .records import ExperimentSummary
 
@@ -61,6 +66,10 @@ class FluxloopSession:
     records_seen: int = 0
     failed_seen: int = 0
     progress: ProgressPrinter | None = None
+    scheduler: CaseScheduler | None = None
+    executor: CaseExecutor | None = None
+    item_order: dict[str, int] = field(default_factory=dict)
+    session_items: list[pytest.Item] = field(default_factory=list)
     _cwd: str = field(default_factory=os.getcwd)
     _old_sigterm: Any = None
     _seed: int | None = None
@@ -162,7 +171,11 @@ class FluxloopSession:
         if self.selected == 0 and not self.xdist_controller:
             return  # every case was deselected: nothing to run, no empty experiment folder
         try:
-            self.experiment.prepare()
+            from .engine.scheduler import CaseScheduler
+
+            executor = self.executor = self.experiment.prepare()
+            parallel = self.experiment.cfg.simulation.parallel_runs
+            self.scheduler = CaseScheduler(executor.run, parallel)
             if self.controller:
                 self._open_sink(self.experiment, total=self.selected)
         except ConfigError as exc:
@@ -183,6 +196,36 @@ class FluxloopSession:
             self.sinks[key] = sink
         return sink
 
+    def remember_items(self, items: list[pytest.Item]) -> None:
+        """Keep the run order, so cases can be scheduled ahead of their items."""
+        from .items import FluxloopItem
+
+        self.session_items = items
+        self.item_order = {
+            item.nodeid: index for index, item in enumerate(items) if isinstance(item, FluxloopItem)
+        }
+
+    def upcoming(self, item: FluxloopItem) -> list[Case]:
+        """Cases of the next items this process will run (at most parallel_runs - 1)."""
+        from .items import FluxloopItem
+
+        want = (self.scheduler.parallel_runs - 1) if self.scheduler else 0
+        if want <= 0:
+            return []
+        if is_worker(self.config):
+            indices = _xdist_queue(self.config)
+        else:
+            start = self.item_order.get(item.nodeid, len(self.session_items)) + 1
+            indices = list(range(start, len(self.session_items)))
+        cases: list[Case] = []
+        for index in indices:
+            candidate = self.session_items[index] if index < len(self.session_items) else None
+            if isinstance(candidate, FluxloopItem):
+                cases.append(candidate.case)
+                if len(cases) == want:
+                    break
+        return cases
+
     def start_progress(self, total: int) -> None:
         """Start the ``--fluxloop-progress`` bar for ``total`` items."""
         from .progress import ProgressPrinter
@@ -202,9 +245,16 @@ class FluxloopSession:
 
     def on_report(self, report: pytest.TestReport) -> None:
         """Controller: append the record carried by ``report`` and update progress."""
-        data = getattr(report, RECORD_ATTR, None)
-        if data is None or not self.controller:
+        if not self.controller:
             return
+        data = getattr(report, RECORD_ATTR, None)
+        if data is None:
+            data = self._crash_record(report)
+            if data is None:
+                return
+        else:
+            # The terminal reporter keeps every report: drop the record so memory stays flat.
+            delattr(report, RECORD_ATTR)
         from .errors import ConfigError
         from .records import TraceRecord
 
@@ -228,6 +278,43 @@ class FluxloopSession:
             config=self.config, record=record, experiment_dir=sink.writer.path
         )
 
+    def _crash_record(self, report: pytest.TestReport) -> dict[str, Any] | None:
+        """A ``crashed`` record for a case whose xdist worker died while running it."""
+        experiment = self.experiment
+        if experiment is None or not report.failed or report.when not in ("???", None):
+            return None
+        prefix = f"::{experiment.name}["
+        _, sep, rest = report.nodeid.partition(prefix)
+        case = experiment.plan.case(rest[:-1]) if sep and rest.endswith("]") else None
+        if case is None:
+            return None
+        from .records import ErrorInfo, TraceRecord, utcnow
+
+        now = utcnow()
+        record = TraceRecord(
+            trace_id=uuid.uuid4().hex,
+            case_id=case.case_id,
+            iteration=case.iteration,
+            persona=case.persona,
+            persona_description=case.persona_description,
+            input=case.input,
+            input_index=case.input_index,
+            duration_ms=0.0,
+            success=False,
+            status="crashed",
+            error=ErrorInfo(
+                kind="infrastructure", type="WorkerCrashed", message=str(report.longrepr)
+            ),
+            seed=case.seed,
+            started_at=now,
+            completed_at=now,
+            metadata=dict(case.metadata),
+            test_outcome="failed",
+            worker=_worker_id(report),
+        )
+        setattr(report, EXPERIMENT_ATTR, str(experiment.cfg.config_path))
+        return record.model_dump(mode="json")
+
     def _experiment_by_key(self, key: str) -> Experiment | None:
         if self.experiment is not None and str(self.experiment.cfg.config_path) == key:
             return self.experiment
@@ -240,10 +327,15 @@ class FluxloopSession:
         """Controller: write each ``summary.json`` atomically with the run's final status."""
         if self.progress is not None:
             self.progress.finish()
+        if self.scheduler is not None:
+            self.scheduler.cancel_pending()  # -x, Ctrl-C, SIGTERM: nothing more starts
+        executor = self.executor
         main_key = str(self.experiment.cfg.config_path) if self.experiment else None
         for key, sink in self.sinks.items():
             if key == main_key and self.selected is not None:
                 sink.writer.total_cases = self.selected  # known late under xdist
+            if key == main_key and executor is not None:
+                sink.writer.leaked_threads = executor.leaked_threads
             if exitstatus in (0, 1) and not interrupted:
                 status = "complete"
             elif exitstatus == 2 or interrupted:
@@ -262,6 +354,28 @@ class FluxloopSession:
             self._old_sigterm = None
         with contextlib.suppress(OSError):
             os.chdir(self._cwd)
+
+
+def _worker_id(report: pytest.TestReport) -> str | None:
+    gateway = getattr(getattr(report, "node", None), "gateway", None)
+    return getattr(gateway, "id", None)
+
+
+def _xdist_queue(config: pytest.Config) -> list[int]:
+    """Indices of the items an xdist worker will run next (its own queue, in order).
+
+    Reads pytest-xdist's WorkerInteractor; only the head of the queue is used, so cases
+    that worksteal may move to another worker are rarely run ahead. Empty if unavailable.
+    """
+    for plugin in config.pluginmanager.get_plugins():
+        torun = getattr(plugin, "torun", None)
+        if torun is None or not hasattr(plugin, "nextitem_index"):
+            continue
+        with torun.lock() as pending:
+            queued = [i for i in pending if isinstance(i, int)]
+        head = plugin.nextitem_index
+        return ([head] if isinstance(head, int) else []) + queued
+    return []
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -404,7 +404,7 @@ def test_finish_aggregates_and_writes_summary(tmp_path: Path) -> None:
             error=ErrorInfo(kind="timeout", type="TimeoutError", message="too slow"),
         )
     )
-    summary = writer.finish("interrupted", exit_code=2, extra={"leaked_threads": 1})
+    summary = writer.finish("interrupted", exit_code=2, extra={"resumed_from": "exp_x"})
     assert summary.status == "interrupted"
     assert summary.exit_code == 2
     assert (summary.total_traces, summary.successful, summary.failed) == (4, 2, 2)
@@ -416,7 +416,7 @@ def test_finish_aggregates_and_writes_summary(tmp_path: Path) -> None:
     assert summary.completed_at is not None
     on_disk = json.loads((writer.path / "summary.json").read_text(encoding="utf-8"))
     assert on_disk["status"] == "interrupted"
-    assert on_disk["leaked_threads"] == 1
+    assert on_disk["resumed_from"] == "exp_x"
     assert on_disk["run_id"] == writer.run_id
     assert on_disk["config_snapshot"] == {"name": "my_agent_experiment", "iterations": 2}
     for key in ("experiment_name", "total_traces", "successful", "failed", "avg_duration_ms"):

@@ -157,10 +157,9 @@ def test_cases_can_be_run_one_at_a_time(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setting", "words"),
     [
-        ({"multi_turn": {"enabled": True}}, ["multi_turn", "not available"]),
         ({"replay_args": {"enabled": True}}, ["replay_args", "not available"]),
     ],
-    ids=["multi_turn", "replay_args"],
+    ids=["replay_args"],
 )
 def test_unbuilt_features_are_refused(
     tmp_path: Path, setting: dict[str, Any], words: list[str]

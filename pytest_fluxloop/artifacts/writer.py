@@ -182,6 +182,7 @@ class ExperimentWriter:
         self.config_snapshot = config_snapshot
         self.seed = seed
         self.total_cases = total_cases
+        self.leaked_threads = 0  # set by the runner before finish()
         self.started_at = started_at
         self.save_traces = save_traces
         self.save_aggregated_metrics = save_aggregated_metrics
@@ -360,6 +361,7 @@ class ExperimentWriter:
             started_at=self.started_at,
             completed_at=None if status == "running" else utcnow(),
             seed=self.seed,
+            leaked_threads=self.leaked_threads,
             config_snapshot=self.config_snapshot,
         )
 

@@ -9,8 +9,6 @@ stop is left behind as a daemon (counted in ``leaked_threads``), never holding t
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import inspect
 import random
 import threading
@@ -27,6 +25,7 @@ from ..artifacts.jsonsafe import to_jsonable
 from ..cases import Case
 from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
 from ..tracing.context import trace_context
+from .async_loop import SharedLoop
 from .outcome import ConversationOutcome, ConversationRunner, Resolve
 from .retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
 from .target import Target
@@ -80,10 +79,12 @@ class CaseExecutor:
         settings: RunSettings,
         sleep: Callable[[float], None] = time.sleep,
         conversation: ConversationRunner | None = None,
+        async_loop: SharedLoop | None = None,
     ) -> None:
         self.target = target
         self.settings = settings
         self.conversation = conversation
+        self.async_loop = async_loop or SharedLoop()
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_start = 0.0
@@ -245,7 +246,11 @@ class CaseExecutor:
         state: dict[str, Any] = {}
 
         def resolve(value: Any) -> Any:
-            return _run_awaitable(value, state) if inspect.isawaitable(value) else value
+            if not inspect.isawaitable(value):
+                return value
+            call = self.async_loop.submit(value)
+            state["async_call"] = call
+            return call.result()
 
         def work() -> None:
             with trace_context(trace_id) as ctx:
@@ -257,8 +262,6 @@ class CaseExecutor:
                         result.error = value.agent_error
                 except BaseException as exc:  # the agent's failure is data, not our crash
                     result.error = exc
-                finally:
-                    _close_loop(state)
 
         thread = threading.Thread(
             target=copy_context().run, args=(work,), name=thread_name, daemon=True
@@ -266,9 +269,10 @@ class CaseExecutor:
         thread.start()
         thread.join(self.settings.timeout_seconds)
         if thread.is_alive():
-            _cancel(state)
+            call = state.get("async_call")
+            task_ended = call is None or call.cancel(CANCEL_GRACE_SECONDS)
             thread.join(CANCEL_GRACE_SECONDS)
-            if thread.is_alive():
+            if thread.is_alive() or not task_ended:
                 with self._lock:
                     self.leaked_threads += 1
             result.timed_out = True
@@ -280,43 +284,6 @@ class CaseExecutor:
         if ctx is not None:
             result.observations = list(ctx.observations)
         return result
-
-
-def _run_awaitable(awaitable: Any, state: dict[str, Any]) -> Any:
-    loop = state.get("loop")
-    if loop is None:
-        loop = asyncio.new_event_loop()
-        state["loop"] = loop
-    task = loop.create_task(_await(awaitable))
-    state["task"] = task
-    return loop.run_until_complete(task)
-
-
-def _close_loop(state: dict[str, Any]) -> None:
-    loop = state.get("loop")
-    if loop is None or loop.is_closed():
-        return
-    try:
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for pending_task in pending:
-            pending_task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def _cancel(state: dict[str, Any]) -> None:
-    loop, task = state.get("loop"), state.get("task")
-    if loop is not None and task is not None and not loop.is_closed():
-        # The loop may close in between; then there is nothing left to cancel.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(task.cancel)
 
 
 def error_info(exc: BaseException, kind: Any = "agent") -> ErrorInfo:
