@@ -92,7 +92,9 @@ class FluxloopItem(pytest.Item):
         if result.fatal:
             # A configuration problem every case would hit (bad API key, unknown model):
             # report it once and stop, rather than fail every remaining case the same way.
-            self.session.shouldstop = f"pytest-fluxloop: stopping: {result.record.error}"
+            error = result.record.error
+            reason = f"{error.type}: {error.message}" if error else result.record.status
+            self.session.shouldfail = f"pytest-fluxloop: stopping the run: {reason}"
         if not result.record.success:
             raise CaseFailed(result.record)
 

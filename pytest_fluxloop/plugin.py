@@ -81,11 +81,13 @@ def pytest_collection_modifyitems(
 ) -> None:
     """Add the experiment's items when its config file was outside the collected paths."""
     state = config.stash[SESSION_KEY]
-    if state.experiment is None or state.collected:
+    if state.experiment is None:
         return
-    state.collected = True
-    node = FluxloopFile.from_parent(session, path=state.experiment.cfg.config_path)
-    items.extend(session.genitems(node))
+    if not state.collected:
+        state.collected = True
+        node = FluxloopFile.from_parent(session, path=state.experiment.cfg.config_path)
+        items.extend(session.genitems(node))
+    state.deselect_done(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -23,6 +23,7 @@ import pytest
 from .options import config_path, overrides_from_options
 
 if TYPE_CHECKING:
+    from .artifacts.resume import ResumeState
     from .artifacts.writer import ExperimentWriter
     from .cases import Case
     from .engine.executor import CaseExecutor
@@ -67,6 +68,7 @@ class FluxloopSession:
     failed_seen: int = 0
     progress: ProgressPrinter | None = None
     scheduler: CaseScheduler | None = None
+    resume: ResumeState | None = None
     executor: CaseExecutor | None = None
     item_order: dict[str, int] = field(default_factory=dict)
     session_items: list[pytest.Item] = field(default_factory=list)
@@ -105,8 +107,43 @@ class FluxloopSession:
         path = config_path(self.config)
         if path is None:
             return
+        resume_dir = self.config.getoption("fluxloop_resume")
+        if resume_dir:
+            self._read_resume(Path(resume_dir))
         self.experiment = self._load(path, {})
+        if self.resume is not None:
+            from .artifacts.resume import ResumeError, check_matches
+
+            try:
+                check_matches(self.resume, {case.case_id for case in self.experiment.cases})
+            except ResumeError as exc:
+                raise pytest.UsageError(f"pytest-fluxloop: --fluxloop-resume: {exc}") from None
         self._install_sigterm()
+
+    def _read_resume(self, directory: Path) -> None:
+        from .artifacts.resume import ResumeError, read_resume_state
+
+        if not directory.is_absolute():
+            directory = self.config.invocation_params.dir / directory
+        try:
+            self.resume = read_resume_state(directory)
+        except ResumeError as exc:
+            raise pytest.UsageError(f"pytest-fluxloop: --fluxloop-resume: {exc}") from None
+        if self.resume.seed is not None and not is_worker(self.config):
+            self._seed = self.resume.seed  # seed: null → the order of the run being resumed
+
+    def deselect_done(self, items: list[pytest.Item]) -> None:
+        """With ``--fluxloop-resume``: deselect the cases that already have a result."""
+        from .items import FluxloopItem
+
+        if self.resume is None:
+            return
+        done = [
+            i for i in items if isinstance(i, FluxloopItem) and self.resume.is_done(i.case.case_id)
+        ]
+        if done:
+            items[:] = [i for i in items if i not in set(done)]
+            self.config.hook.pytest_deselected(items=done)
 
     def experiment_for_marker(
         self, path_value: str, kwargs: dict[str, Any], test_dir: Path | None = None
@@ -187,11 +224,14 @@ class FluxloopSession:
         key = str(experiment.cfg.config_path)
         sink = self.sinks.get(key)
         if sink is None:
-            writer = open_writer(
-                experiment,
-                total_cases=total,
-                extra_metadata={"pytest_args": list(self.config.invocation_params.args)},
-            )
+            if self.resume is not None and experiment is self.experiment:
+                writer = self._reopen(experiment, total)
+            else:
+                writer = open_writer(
+                    experiment,
+                    total_cases=total,
+                    extra_metadata={"pytest_args": list(self.config.invocation_params.args)},
+                )
             sink = _Sink(writer, experiment.name)
             self.sinks[key] = sink
         return sink
@@ -225,6 +265,22 @@ class FluxloopSession:
                 if len(cases) == want:
                     break
         return cases
+
+    def _reopen(self, experiment: Experiment, remaining: int | None) -> ExperimentWriter:
+        from .artifacts.resume import reopen_writer
+
+        assert self.resume is not None
+        sim = experiment.cfg.simulation
+        todo = remaining if remaining is not None else experiment.plan.total
+        return reopen_writer(
+            self.resume,
+            experiment_name=experiment.name,
+            description=sim.description,
+            config_snapshot=experiment.cfg.snapshot(),
+            total_cases=len(self.resume.done) + todo,
+            save_traces=sim.save_traces,
+            save_aggregated_metrics=sim.save_aggregated_metrics,
+        )
 
     def start_progress(self, total: int) -> None:
         """Start the ``--fluxloop-progress`` bar for ``total`` items."""
@@ -333,7 +389,8 @@ class FluxloopSession:
         main_key = str(self.experiment.cfg.config_path) if self.experiment else None
         for key, sink in self.sinks.items():
             if key == main_key and self.selected is not None:
-                sink.writer.total_cases = self.selected  # known late under xdist
+                done = len(self.resume.done) if self.resume else 0
+                sink.writer.total_cases = done + self.selected  # known late under xdist
             if key == main_key and executor is not None:
                 sink.writer.leaked_threads = executor.leaked_threads
             if exitstatus in (0, 1) and not interrupted:

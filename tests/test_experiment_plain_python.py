@@ -176,14 +176,17 @@ def test_unbuilt_features_are_refused(
     assert module not in sys.modules  # the agent was not even imported
 
 
-def test_parallel_runs_gives_a_notice_and_still_runs(tmp_path: Path) -> None:
-    config, _ = make_project(tmp_path, parallel_runs=4, iterations=1)
+def test_parallel_runs_runs_from_plain_python(tmp_path: Path) -> None:
+    config, _ = make_project(tmp_path, parallel_runs=4, iterations=2)
     experiment = Experiment.load(config)
-    assert len(experiment.notices) == 1
-    assert "parallel_runs" in experiment.notices[0]
-    assert "4" in experiment.notices[0]
+    assert experiment.notices == []  # parallel_runs is in effect, nothing to warn about
     summary = experiment.run()
-    assert (summary.total_traces, summary.successful, summary.failed) == (3, 2, 1)
+    assert (summary.total_traces, summary.successful, summary.failed) == (6, 4, 2)
+    exp = next((tmp_path / "experiments").glob("exp_*"))
+    lines = (exp / "traces.jsonl").read_text(encoding="utf-8").splitlines()
+    # Records are written in case order even when cases finish out of order.
+    written = [json.loads(line)["case_id"] for line in lines]
+    assert written == [case.case_id for case in experiment.cases]
 
 
 def test_output_root_override(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -328,14 +329,31 @@ class ExperimentWriter:
             return summary_projection(full, record.error)
 
     def _count(self, record: TraceRecord) -> None:
+        error_kind = record.error.kind if record.error is not None else None
+        self._count_values(record.success, record.duration_ms, record.status, error_kind)
+
+    def _count_values(
+        self, success: bool, duration_ms: float, status: str, error_kind: str | None
+    ) -> None:
         self._total += 1
-        if record.success:
+        if success:
             self._successful += 1
-        if math.isfinite(record.duration_ms):
-            self._duration_sum += record.duration_ms
-        self._by_status[record.status] += 1
-        if record.error is not None:
-            self._by_error_kind[record.error.kind] += 1
+        if math.isfinite(duration_ms):
+            self._duration_sum += duration_ms
+        self._by_status[status] += 1
+        if error_kind is not None:
+            self._by_error_kind[error_kind] += 1
+
+    def count_existing(self, lines: Iterable[dict[str, Any]]) -> None:
+        """Seed the aggregates with earlier ``trace_summary.jsonl`` lines (resuming a run)."""
+        with self._lock:
+            for line in lines:
+                self._count_values(
+                    bool(line.get("success")),
+                    float(line.get("duration_ms") or 0.0),
+                    str(line.get("status") or ("success" if line.get("success") else "error")),
+                    line.get("error_kind"),
+                )
 
     # -- summary -----------------------------------------------------------------------
 

@@ -38,6 +38,13 @@ class RunnerConfig(StrictModel):
     python_path: list[str] | None = Field(default=None, description="Extra import paths")
     timeout_seconds: int = Field(default=120, ge=10, le=3600, description="Per-run time limit")
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries on transient errors")
+    retry_on: list[NonEmptyStr] = Field(
+        default_factory=list,
+        description=(
+            "Extra exception types to treat as transient, by class name or dotted path "
+            "(e.g. 'MyFlakyBackendError', 'requests.exceptions.ChunkedEncodingError')"
+        ),
+    )
     iterations: int | None = Field(
         default=None,
         ge=1,

@@ -50,6 +50,7 @@ class RunSettings:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     service_context: str | None = None
+    retry_on: tuple[str, ...] = ()
 
 
 @dataclass
@@ -107,7 +108,7 @@ class CaseExecutor:
             error = attempt.error
             if error is None:
                 break
-            transient = attempt.timed_out or is_transient(error)
+            transient = attempt.timed_out or is_transient(error, self.settings.retry_on)
             if not transient or attempts > self.settings.max_retries:
                 break
             delay = backoff_delay(
@@ -161,7 +162,8 @@ class CaseExecutor:
             trace_id=trace_id,
             case_id=case.case_id,
             iteration=case.iteration,
-            persona=case.persona,
+            # persona_override: record the persona the conversation was actually played as.
+            persona=(outcome.extra.get("persona") if outcome else None) or case.persona,
             persona_description=case.persona_description,
             input=case.input,
             input_index=case.input_index,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cases import Case, ExperimentPlan, plan_experiment
 from ..config.loader import LoadedConfig, Overrides, load_config
@@ -20,6 +20,9 @@ from ..errors import ConfigError
 from ..records import ExperimentSummary
 from .executor import CaseExecutor, CaseResult, RunSettings
 from .target import Target, Workspace, resolve_target
+
+if TYPE_CHECKING:
+    from .conversation import MultiTurnConversation
 
 
 def check_supported(cfg: LoadedConfig) -> list[str]:
@@ -30,27 +33,18 @@ def check_supported(cfg: LoadedConfig) -> list[str]:
     """
     sim = cfg.simulation
     where = cfg.config_path
-    if sim.multi_turn.enabled:
-        raise ConfigError(
-            f"{where}: multi_turn.enabled is true, but multi-turn conversations are not "
-            "available in this version of pytest-fluxloop yet; set multi_turn.enabled: false "
-            "(or drop --multi-turn) to run single-turn"
-        )
     if sim.replay_args.enabled:
         raise ConfigError(
             f"{where}: replay_args.enabled is true, but argument replay is not available in "
             "this version of pytest-fluxloop yet; set replay_args.enabled: false"
         )
-    if cfg.overrides.resume:
-        raise ConfigError(
-            f"{cfg.overrides.option('resume')}: resuming an experiment is not available in this "
-            "version of pytest-fluxloop yet"
-        )
     notices: list[str] = []
-    if sim.parallel_runs > 1:
+    multi_turn = sim.multi_turn
+    if multi_turn.persona_override and not multi_turn.enabled:
         notices.append(
-            f"parallel_runs: {sim.parallel_runs}: cases run one at a time within a process in "
-            "this version; for parallel cases use pytest-xdist (pytest -n N)"
+            f"multi_turn.persona_override ({multi_turn.persona_override!r}) applies only to "
+            "multi-turn conversations, and multi_turn.enabled is false; cases keep their "
+            "own personas"
         )
     if cfg.project and cfg.project.collector_url:
         notices.append(
@@ -112,6 +106,7 @@ class Experiment:
         return RunSettings(
             timeout_seconds=float(sim.runner.timeout_seconds),
             max_retries=sim.runner.max_retries,
+            retry_on=tuple(sim.runner.retry_on),
             run_delay_seconds=sim.run_delay_seconds,
             auto_approve_tools=sim.multi_turn.auto_approve_tools,
             service_context=self.cfg.service_context,
@@ -130,8 +125,44 @@ class Experiment:
             spec = self.cfg.simulation.runner.target_spec
             assert spec is not None  # the loader guarantees a target
             self._target = resolve_target(spec)
-            self._executor = CaseExecutor(self._target, self.settings())
+            self._executor = CaseExecutor(
+                self._target, self.settings(), conversation=self._conversation()
+            )
         return self._executor
+
+    def _conversation(self) -> MultiTurnConversation | None:
+        """The multi-turn runner, with one supervisor for the whole experiment (or None)."""
+        multi_turn = self.cfg.simulation.multi_turn
+        if not multi_turn.enabled:
+            return None
+        from ..supervisors import create_supervisor
+        from .conversation import MultiTurnConversation
+
+        settings = multi_turn.supervisor
+        supervisor = self.supervisor_hook(settings) if self.supervisor_hook else None
+        if supervisor is None:
+            supervisor = create_supervisor(settings)  # ConfigError: bad provider setup
+        elif not callable(getattr(supervisor, "decide", None)):
+            raise ConfigError(
+                f"the pytest_fluxloop_supervisor hook returned {type(supervisor).__name__!r}, "
+                "which has no decide(request) method; return a Supervisor or None"
+            )
+        return MultiTurnConversation(
+            multi_turn,
+            supervisor,
+            self.cfg.service_context,
+            override_description=self._persona_description(multi_turn.persona_override),
+            timeout_seconds=float(self.cfg.simulation.runner.timeout_seconds),
+        )
+
+    def _persona_description(self, name: str | None) -> str | None:
+        """The description of persona ``name`` from input.yaml or the cases, if any."""
+        if not name:
+            return None
+        for persona in (self.cfg.input.personas if self.cfg.input else None) or []:
+            if persona.name == name and persona.description:
+                return persona.description
+        return next((c.persona_description for c in self.cases if c.persona == name), None)
 
     def run_case(self, case: Case) -> CaseResult:
         """Run one case (prepares on first use)."""
@@ -141,13 +172,22 @@ class Experiment:
         """Run every case in this process and write artifacts; returns the summary."""
         from ..artifacts.writer import ExperimentWriter
         from .output import open_writer
+        from .scheduler import CaseScheduler
 
+        executor = self.prepare()
         writer: ExperimentWriter = open_writer(self, output_root)
+        scheduler = CaseScheduler(executor.run, self.cfg.simulation.parallel_runs)
+        ahead = scheduler.parallel_runs - 1
         status = "interrupted"
         try:
-            for case in self.cases:
-                writer.append(self.run_case(case).record)
+            cases = self.cases
+            for index, case in enumerate(cases):
+                # Up to parallel_runs in flight; records still written in case order.
+                result = scheduler.result(case, ahead=cases[index + 1 : index + 1 + ahead])
+                writer.append(result.record)
             status = "complete"
         finally:
+            scheduler.cancel_pending()
+            writer.leaked_threads = executor.leaked_threads
             summary = writer.finish(status)  # type: ignore[arg-type]
         return summary

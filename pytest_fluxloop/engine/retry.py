@@ -60,10 +60,19 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for network failures, timeouts, rate limits (not quota) and 5xx responses."""
+def is_transient(exc: BaseException, extra: frozenset[str] | tuple[str, ...] = ()) -> bool:
+    """True for network failures, timeouts, rate limits (not quota) and 5xx responses.
+
+    ``extra`` adds exception types by class name or dotted ``module.Class`` path
+    (``runner.retry_on``); a match anywhere in the exception's MRO counts.
+    """
     if error_code(exc) in _PERMANENT_CODES:
         return False
+    if extra:
+        mro = type(exc).__mro__
+        dotted = {f"{cls.__module__}.{cls.__qualname__}" for cls in mro}
+        if ({cls.__name__ for cls in mro} | dotted) & set(extra):
+            return True
     names = _mro_names(exc)
     if names & _TRANSIENT_NAMES:
         return True

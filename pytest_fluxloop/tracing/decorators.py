@@ -27,6 +27,11 @@ def _capture_args(
             raise TypeError
         bound = signature.bind_partial(*args, **kwargs)
         data = {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
+        state = data.get("conversation_state")
+        if isinstance(state, dict):
+            # The whole transcript is in the trace already; repeating it in every turn's
+            # span would grow observations with the square of the conversation length.
+            data["conversation_state"] = {"turn_count": len(state.get("turns") or [])}
     except TypeError:
         data = {"args": list(args), "kwargs": kwargs}
     return to_jsonable(data)
