@@ -110,7 +110,7 @@ def fluxloop_result(request: pytest.FixtureRequest, fluxloop_case: Case) -> Flux
     with experiment.workspace().active():
         result = executor.run(fluxloop_case)
     request.node.stash[RESULT_KEY] = result
-    request.node.stash[EXPERIMENT_KEY] = str(experiment.cfg.config_path)
+    request.node.stash[EXPERIMENT_KEY] = experiment.key
     record = result.record
     if not record.success and not marker.kwargs.get("allow_errors", False):
         pytest.fail(describe_failure(record), pytrace=False)

@@ -88,7 +88,7 @@ class FluxloopItem(pytest.Item):
         assert state.experiment is not None and state.scheduler is not None
         result = state.scheduler.result(self.case, ahead=state.upcoming(self))
         self.stash[RESULT_KEY] = result
-        self.stash[EXPERIMENT_KEY] = str(state.experiment.cfg.config_path)
+        self.stash[EXPERIMENT_KEY] = state.experiment.key
         if result.fatal:
             # A configuration problem every case would hit (bad API key, unknown model):
             # report it once and stop, rather than fail every remaining case the same way.

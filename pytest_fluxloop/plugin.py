@@ -127,12 +127,25 @@ def pytest_runtest_makereport(
     if result is None or (call.when != "call" and not (call.when == "setup" and report.failed)):
         return report
     del item.stash[RESULT_KEY]  # attach once
-    outcome = "failed" if report.failed else ("skipped" if report.skipped else "passed")
-    worker = getattr(item.config, "workerinput", {}).get("workerid")
-    record = result.record.model_copy(update={"test_outcome": outcome, "worker": worker})
-    setattr(report, RECORD_ATTR, record.model_dump(mode="json"))
+    record = result.record
+    record.test_outcome = "failed" if report.failed else ("skipped" if report.skipped else "passed")
+    record.worker = getattr(item.config, "workerinput", {}).get("workerid")
+    # The record object itself; it becomes JSON only if xdist serialises the report.
+    setattr(report, RECORD_ATTR, record)
     setattr(report, EXPERIMENT_ATTR, item.stash.get(EXPERIMENT_KEY, ""))
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_to_serializable(
+    config: pytest.Config, report: pytest.TestReport
+) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
+    """Send the trace record to the xdist controller as plain JSON data."""
+    data = yield
+    record = getattr(report, RECORD_ATTR, None)
+    if data is not None and record is not None and not isinstance(record, dict):
+        data[RECORD_ATTR] = record.model_dump(mode="json")
+    return data
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -123,6 +123,15 @@ SUMMARY_KEYS = (
 """Keys of a trace copied into ``trace_summary.jsonl`` (plus ``error`` and ``error_kind``)."""
 
 
+def summary_projection_json(data: dict[str, Any]) -> dict[str, Any]:
+    """``trace_summary.jsonl`` line from a trace already in JSON form."""
+    error = data.get("error")
+    line = {key: data.get(key) for key in SUMMARY_KEYS}
+    line["error"] = error.get("message") if isinstance(error, dict) else None
+    line["error_kind"] = error.get("kind") if isinstance(error, dict) else None
+    return line
+
+
 def summary_projection(data: dict[str, Any], error: ErrorInfo | None) -> dict[str, Any]:
     """``trace_summary.jsonl`` line from a trace's JSON data and its error."""
     line = {key: data.get(key) for key in SUMMARY_KEYS}

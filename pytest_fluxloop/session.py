@@ -7,12 +7,14 @@ process writes files, so ``-n 8`` produces the same artifacts as ``-n 0``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import signal
 import sys
 import uuid
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -111,6 +113,7 @@ class FluxloopSession:
         if resume_dir:
             self._read_resume(Path(resume_dir))
         self.experiment = self._load(path, {})
+        self.experiment.key = f"config:{path}"
         if self.resume is not None:
             from .artifacts.resume import ResumeError, check_matches
 
@@ -162,7 +165,10 @@ class FluxloopSession:
         path = path.resolve()
         key = (str(path), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
         if key not in self.marker_experiments:
-            self.marker_experiments[key] = self._load(path, kwargs)
+            experiment = self._load(path, kwargs)
+            # Its own folder, apart from a --fluxloop-config run of the same file.
+            experiment.key = f"marker:{key!r}"
+            self.marker_experiments[key] = experiment
         return self.marker_experiments[key]
 
     def _load(self, path: Path, marker_kwargs: dict[str, Any]) -> Experiment:
@@ -221,7 +227,7 @@ class FluxloopSession:
     def _open_sink(self, experiment: Experiment, total: int | None = None) -> _Sink:
         from .engine.output import open_writer
 
-        key = str(experiment.cfg.config_path)
+        key = experiment.key
         sink = self.sinks.get(key)
         if sink is None:
             if self.resume is not None and experiment is self.experiment:
@@ -252,11 +258,12 @@ class FluxloopSession:
         want = (self.scheduler.parallel_runs - 1) if self.scheduler else 0
         if want <= 0:
             return []
+        indices: Iterable[int]
         if is_worker(self.config):
-            indices = _xdist_queue(self.config)
+            indices = _xdist_queue(self.config, limit=want * 4)
         else:
             start = self.item_order.get(item.nodeid, len(self.session_items)) + 1
-            indices = list(range(start, len(self.session_items)))
+            indices = range(start, len(self.session_items))  # lazy: only the window is read
         cases: list[Case] = []
         for index in indices:
             candidate = self.session_items[index] if index < len(self.session_items) else None
@@ -314,7 +321,7 @@ class FluxloopSession:
         from .errors import ConfigError
         from .records import TraceRecord
 
-        record = TraceRecord.model_validate(data)
+        record = data if isinstance(data, TraceRecord) else TraceRecord.model_validate(data)
         experiment_key = getattr(report, EXPERIMENT_ATTR, None)
         sink = self.sinks.get(str(experiment_key))
         if sink is None:
@@ -368,16 +375,12 @@ class FluxloopSession:
             test_outcome="failed",
             worker=_worker_id(report),
         )
-        setattr(report, EXPERIMENT_ATTR, str(experiment.cfg.config_path))
+        setattr(report, EXPERIMENT_ATTR, experiment.key)
         return record.model_dump(mode="json")
 
     def _experiment_by_key(self, key: str) -> Experiment | None:
-        if self.experiment is not None and str(self.experiment.cfg.config_path) == key:
-            return self.experiment
-        for (path, _), experiment in self.marker_experiments.items():
-            if path == key:
-                return experiment
-        return None
+        candidates = [self.experiment, *self.marker_experiments.values()]
+        return next((e for e in candidates if e is not None and e.key == key), None)
 
     def finish(self, exitstatus: int, interrupted: bool) -> None:
         """Controller: write each ``summary.json`` atomically with the run's final status."""
@@ -386,7 +389,7 @@ class FluxloopSession:
         if self.scheduler is not None:
             self.scheduler.cancel_pending()  # -x, Ctrl-C, SIGTERM: nothing more starts
         executor = self.executor
-        main_key = str(self.experiment.cfg.config_path) if self.experiment else None
+        main_key = self.experiment.key if self.experiment else None
         for key, sink in self.sinks.items():
             if key == main_key and self.selected is not None:
                 done = len(self.resume.done) if self.resume else 0
@@ -418,7 +421,7 @@ def _worker_id(report: pytest.TestReport) -> str | None:
     return getattr(gateway, "id", None)
 
 
-def _xdist_queue(config: pytest.Config) -> list[int]:
+def _xdist_queue(config: pytest.Config, limit: int) -> list[int]:
     """Indices of the items an xdist worker will run next (its own queue, in order).
 
     Reads pytest-xdist's WorkerInteractor; only the head of the queue is used, so cases
@@ -429,7 +432,7 @@ def _xdist_queue(config: pytest.Config) -> list[int]:
         if torun is None or not hasattr(plugin, "nextitem_index"):
             continue
         with torun.lock() as pending:
-            queued = [i for i in pending if isinstance(i, int)]
+            queued = [i for i in itertools.islice(pending, limit) if isinstance(i, int)]
         head = plugin.nextitem_index
         return ([head] if isinstance(head, int) else []) + queued
     return []

@@ -124,3 +124,16 @@ def test_plugin_is_inert_when_unused(pytester: pytest.Pytester) -> None:
     assert "HEAVY []" in proc.stdout, proc.stdout
     after = {p.name for p in pytester.path.iterdir()} - {"__pycache__"}
     assert after == before
+
+
+def test_marker_and_config_runs_of_one_file_get_separate_folders(project: Project) -> None:
+    project.setup()
+    project.pytester.makepyfile(test_marked=MARKED_TEST.format(extra=", iterations=2"))
+    result = project.pytester.runpytest(
+        "--fluxloop-config", project.config, "-p", "no:cacheprovider"
+    )
+    # --fluxloop-config: 3 cases, 1 agent failure. Marker: 6 cases, 2 agent errors (setup)
+    # and 2 failed assertions.
+    result.assert_outcomes(passed=4, failed=3, errors=2)
+    totals = sorted(project.summary(exp)["total_traces"] for exp in project.experiments())
+    assert totals == [3, 6]

@@ -18,6 +18,7 @@ classified once and cached.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -136,6 +137,7 @@ def _key_value_repl(match: re.Match[str]) -> str:
 
 
 @lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)  # records repeat the same few keys over and over
 def is_secret_key(key: str) -> bool:
     """Whether a mapping key names a secret (case-insensitive, ``_``/``-``/camelCase aware).
 
@@ -201,6 +203,7 @@ class Redactor:
         self._literal_pattern: re.Pattern[str] | None = (
             re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
         )
+        self._key_cache: dict[str, str] = {}
 
     def redact_text(self, text: str) -> str:
         """Return ``text`` with every credential-looking substring replaced."""
@@ -218,6 +221,15 @@ class Redactor:
         if _KEY_VALUE_GATE.search(text.lower()):
             text = _KEY_VALUE.sub(_key_value_repl, text)
         return text
+
+    def _key_text(self, key: str) -> str:
+        # Keys repeat across records (field names): redact each distinct key once.
+        cached = self._key_cache.get(key)
+        if cached is None:
+            cached = self.redact_text(key)
+            if len(self._key_cache) < 4096:
+                self._key_cache[key] = cached
+        return cached
 
     def __call__(self, obj: Any) -> Any:
         """Return a redacted deep copy of ``obj`` (dicts, lists and tuples are copied)."""
@@ -243,11 +255,11 @@ class Redactor:
                     if isinstance(k, str):
                         if is_secret_key(k):
                             # None/bool carry no secret and keep configs readable.
-                            out[self.redact_text(k)] = (
+                            out[self._key_text(k)] = (
                                 v if v is None or isinstance(v, bool) else REDACTED
                             )
                             continue
-                        k = self.redact_text(k)
+                        k = self._key_text(k)
                     out[k] = self._walk(v, depth + 1, active)
                 return out
             items = [self._walk(v, depth + 1, active) for v in obj]

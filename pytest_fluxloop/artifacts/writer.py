@@ -36,12 +36,13 @@ from types import TracebackType
 from typing import IO, Any, Literal
 
 import yaml
+from pydantic_core import PydanticSerializationError
 
 from ..records import (
     ExperimentSummary,
     SummaryStatus,
     TraceRecord,
-    summary_projection,
+    summary_projection_json,
     utcnow,
 )
 from .jsonsafe import dumps_line, to_jsonable
@@ -300,8 +301,9 @@ class ExperimentWriter:
         if not isinstance(record, TraceRecord):
             raise TypeError(f"append() takes a TraceRecord, got {type(record).__name__}")
         # Serialise and redact outside the lock; only the writes are serialised.
-        full = self._redactor(to_jsonable(record))
-        summary_line = dumps_line(self._redactor(to_jsonable(self._summary_line(record, full))))
+        full = self._redactor(_record_json(record))
+        # Projected from the redacted record: one conversion and one redaction pass.
+        summary_line = dumps_line(summary_projection_json(full))
         detail_lines: list[str] = []
         observation_lines: list[str] = []
         if self.save_traces:
@@ -318,15 +320,6 @@ class ExperimentWriter:
             # Last on purpose: a trace listed in trace_summary.jsonl is complete elsewhere.
             self._trace_summary.write_lines([summary_line])
             self._count(record)
-
-    @staticmethod
-    def _summary_line(record: TraceRecord, full: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return record.summary_line()
-        except Exception:
-            # pydantic could not serialise the output (cycle, unknown type): project the
-            # already-coerced full record onto the same keys instead.
-            return summary_projection(full, record.error)
 
     def _count(self, record: TraceRecord) -> None:
         error_kind = record.error.kind if record.error is not None else None
@@ -457,3 +450,13 @@ class ExperimentWriter:
 
     def __repr__(self) -> str:
         return f"<ExperimentWriter {str(self.path)!r} run_id={self.run_id} traces={self._total}>"
+
+
+def _record_json(record: TraceRecord) -> dict[str, Any]:
+    """The record as JSON data: pydantic's dump (records the engine builds are JSON-safe),
+    else the slower coercing walk. NaN/inf left in a dump are coerced by ``dumps_line``."""
+    try:
+        return record.model_dump(mode="json")
+    except (ValueError, TypeError, RecursionError, PydanticSerializationError):
+        result = to_jsonable(record)
+        return result if isinstance(result, dict) else {"record": result}

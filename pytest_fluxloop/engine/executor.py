@@ -25,6 +25,7 @@ from ..artifacts.jsonsafe import to_jsonable
 from ..cases import Case
 from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
 from ..tracing.context import trace_context
+from .agent_threads import AgentThreads
 from .async_loop import SharedLoop
 from .outcome import ConversationOutcome, ConversationRunner, Resolve
 from .retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
@@ -86,6 +87,7 @@ class CaseExecutor:
         self.settings = settings
         self.conversation = conversation
         self.async_loop = async_loop or SharedLoop()
+        self._threads = AgentThreads()
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_start = 0.0
@@ -265,16 +267,11 @@ class CaseExecutor:
                 except BaseException as exc:  # the agent's failure is data, not our crash
                     result.error = exc
 
-        thread = threading.Thread(
-            target=copy_context().run, args=(work,), name=thread_name, daemon=True
-        )
-        thread.start()
-        thread.join(self.settings.timeout_seconds)
-        if thread.is_alive():
+        job = self._threads.start(copy_context().run, work, thread_name)
+        if not job.wait(self.settings.timeout_seconds):
             call = state.get("async_call")
             task_ended = call is None or call.cancel(CANCEL_GRACE_SECONDS)
-            thread.join(CANCEL_GRACE_SECONDS)
-            if thread.is_alive() or not task_ended:
+            if not job.wait(CANCEL_GRACE_SECONDS) or not task_ended:
                 with self._lock:
                     self.leaked_threads += 1
             result.timed_out = True

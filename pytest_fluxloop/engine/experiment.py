@@ -66,6 +66,8 @@ class Experiment:
     cfg: LoadedConfig
     plan: ExperimentPlan
     notices: list[str] = field(default_factory=list)
+    key: str = ""
+    """Identifies this experiment's artifact folder within a session (set by the caller)."""
     supervisor_hook: Callable[[SupervisorConfig], Any] | None = None
     """Returns a custom supervisor for the settings, or None (the pytest hook, via the plugin)."""
     _target: Target | None = None
