@@ -282,3 +282,34 @@ def test_hooks_modify_cases_and_see_records(project: Project, run_experiment: Ru
     run_experiment().assert_outcomes(passed=1)
     data = json.loads((project.only_experiment() / "hook.json").read_text())
     assert data == {"seen": ["in00-how_do_i_start-novice_user-it0"], "total": 1}
+
+
+def test_unwritable_output_directory_fails_before_any_case(
+    project: Project, run_experiment: RunFn
+) -> None:
+    # A path under a regular file can't be created, even as root (chmod wouldn't stop root).
+    agent = "import pathlib\n\ndef run(input_text):\n    pathlib.Path('called').touch()\n"
+    project.setup(agent=agent, extra="output_directory: blocker/experiments\n")
+    project.write("blocker", "a file, not a folder\n")
+    result = run_experiment()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*output_directory*blocker*"])
+    assert not (project.root / "called").exists()  # no case ran
+
+
+def test_reports_do_not_keep_trace_records(project: Project, run_experiment: RunFn) -> None:
+    # pytest keeps every report until the end; records must not ride along (flat memory).
+    project.setup(iterations=3)
+    project.pytester.makeconftest(
+        """
+        import json, pathlib
+
+        def pytest_terminal_summary(terminalreporter):
+            kept = [r for reports in terminalreporter.stats.values() for r in reports
+                    if hasattr(r, "fluxloop_record")]
+            pathlib.Path("kept.json").write_text(json.dumps(len(kept)))
+        """
+    )
+    run_experiment().assert_outcomes(passed=6, failed=3)
+    assert (project.root / "kept.json").read_text() == "0"
+    assert len(project.jsonl(project.only_experiment() / "traces.jsonl")) == 9

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -217,3 +218,17 @@ def test_configuration_errors_fail_fast_once(
     again = fails(sup)
     assert again.repeat and again.code == code
     assert len(llm_server.requests(MESSAGES)) == 1
+
+
+def test_an_explicit_temperature_is_never_dropped_silently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    settings = SupervisorConfig(provider="anthropic", model=MODEL, temperature=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sup = create_supervisor(settings)
+    assert isinstance(sup, AnthropicSupervisor)
+    about_temperature = [w for w in caught if "temperature" in str(w.message)]
+    # Sent when this SDK accepts it; otherwise the user is told, never silently ignored.
+    assert bool(about_temperature) == (not sup.sends_temperature)

@@ -56,6 +56,11 @@ class AnthropicSupervisor(LLMSupervisor):
         if not self._send_temperature:
             log.debug("anthropic %s: messages.create has no temperature", anthropic.__version__)
 
+    @property
+    def sends_temperature(self) -> bool:
+        """Whether this SDK's messages.create accepts ``temperature`` (it is sent if so)."""
+        return self._send_temperature
+
     def _classify_sdk(self, exc: Exception) -> str | None:
         if isinstance(exc, self._anthropic.APITimeoutError):
             return "timeout"

@@ -13,6 +13,7 @@ import os
 from ..config.models import SupervisorConfig
 from ..errors import ConfigError
 from .base import Supervisor
+from .llm import emit_warning
 from .mock import MockSupervisor
 
 __all__ = ["SUPERVISOR_KEY_ENV", "create_supervisor", "resolve_api_key"]
@@ -97,7 +98,14 @@ def create_supervisor(settings: SupervisorConfig, *, invalid_output_retries: int
         api_key = resolve_api_key(settings)
         from .anthropic_provider import AnthropicSupervisor
 
-        return AnthropicSupervisor(api_key=api_key, base_url=_base_url(settings), **common)
+        supervisor = AnthropicSupervisor(api_key=api_key, base_url=_base_url(settings), **common)
+        if "temperature" in settings.model_fields_set and not supervisor.sends_temperature:
+            # Never drop a setting silently: this anthropic SDK's messages.create has none.
+            emit_warning(
+                f"multi_turn.supervisor.temperature ({settings.temperature}) is not sent: the "
+                "installed anthropic SDK's messages.create takes no temperature"
+            )
+        return supervisor
     raise ConfigError(  # pragma: no cover - the config model only allows the three above
         f"unknown supervisor provider {settings.provider!r} (use openai, anthropic or mock)"
     )
