@@ -15,30 +15,30 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .cases import Case, ExperimentPlan
     from .config import LoadedConfig, Overrides, load_config
-    from .engine import Experiment
     from .errors import ConfigError, FluxloopError, TargetError
-    from .fixtures import FluxloopResult
+    from .plan import Case, ExperimentPlan
+    from .plugin.marker import FluxloopResult
     from .records import ExperimentSummary, Observation, TraceRecord
-    from .tracing import agent, current_trace, event, tool, trace
+    from .run import Experiment
+    from .sdk import agent, current_trace, event, tool, trace
 
 _EXPORTS = {
-    "agent": "tracing",
-    "trace": "tracing",
-    "tool": "tracing",
-    "event": "tracing",
-    "current_trace": "tracing",
-    "Experiment": "engine",
+    "agent": "sdk",
+    "trace": "sdk",
+    "tool": "sdk",
+    "event": "sdk",
+    "current_trace": "sdk",
+    "Experiment": "run",
     "load_config": "config",
     "LoadedConfig": "config",
     "Overrides": "config",
-    "Case": "cases",
-    "ExperimentPlan": "cases",
+    "Case": "plan",
+    "ExperimentPlan": "plan",
     "TraceRecord": "records",
     "Observation": "records",
     "ExperimentSummary": "records",
-    "FluxloopResult": "fixtures",
+    "FluxloopResult": "plugin.marker",
     "ConfigError": "errors",
     "TargetError": "errors",
     "FluxloopError": "errors",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from plugin_helpers import Project
+from support.plugin_helpers import Project
 
 
 @pytest.fixture

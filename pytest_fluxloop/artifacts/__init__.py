@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .jsonsafe import dumps_line, to_jsonable
+from ..jsonsafe import dumps_line, to_jsonable
+from ..redact import REDACTED, Redactor, is_secret_key, redact
 from .paths import (
     OutputPathError,
     check_writable,
@@ -17,7 +18,6 @@ from .paths import (
     slugify_suffix,
     validate_experiment_name,
 )
-from .redact import REDACTED, Redactor, is_secret_key, redact
 from .writer import (
     CONFIG_FILE,
     METADATA_FILE,

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .redact import Redactor
+from ..redact import Redactor
 from .writer import SUMMARY_FILE, TRACE_SUMMARY_FILE, ExperimentWriter, write_atomic
 
 RERUN_STATUSES = frozenset({"crashed", "supervisor_error"})

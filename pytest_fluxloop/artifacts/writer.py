@@ -38,6 +38,7 @@ from typing import IO, Any, Literal
 import yaml
 from pydantic_core import PydanticSerializationError
 
+from ..jsonsafe import dumps_line, to_jsonable
 from ..records import (
     ExperimentSummary,
     SummaryStatus,
@@ -45,9 +46,8 @@ from ..records import (
     summary_projection_json,
     utcnow,
 )
-from .jsonsafe import dumps_line, to_jsonable
+from ..redact import Redactor
 from .paths import make_experiment_dir, validate_experiment_name
-from .redact import Redactor
 
 __all__ = [
     "CONFIG_FILE",

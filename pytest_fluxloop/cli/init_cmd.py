@@ -10,7 +10,7 @@ from .pytest_args import DEFAULT_ROOT
 
 
 def _check_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from ..scaffold import ScaffoldError, validate_project_name
+    from .scaffold import ScaffoldError, validate_project_name
 
     try:
         return validate_project_name(value)
@@ -34,7 +34,7 @@ def init_project(name: str, root: Path, force: bool) -> None:
     NAME may contain letters, digits, '-' and '_'. Existing files are never overwritten
     unless --force is given.
     """
-    from ..scaffold import ScaffoldError, scaffold_project
+    from .scaffold import ScaffoldError, scaffold_project
 
     try:
         result = scaffold_project(root.expanduser(), name, force=force)

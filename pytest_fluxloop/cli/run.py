@@ -23,8 +23,8 @@ from .pytest_args import (
 )
 
 if TYPE_CHECKING:
-    from ..cases import ExperimentPlan
     from ..config import LoadedConfig, Overrides
+    from ..plan.cases import ExperimentPlan
     from ..records import ExperimentSummary
 
 # pytest's exit codes, which `fluxloop run experiment` passes through.
@@ -282,9 +282,9 @@ def run_experiment(
 
     # Load and plan now, before asking or running anything: a bad config must fail fast.
     from ..artifacts.paths import OutputPathError, resolve_output_root, validate_experiment_name
-    from ..cases import plan_experiment
     from ..config import load_config
     from ..errors import ConfigError
+    from ..plan.cases import plan_experiment
 
     try:
         loaded = load_config(config_path, overrides)

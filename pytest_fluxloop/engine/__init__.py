@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from .executor import CaseExecutor, CaseResult, RunSettings
-from .experiment import Experiment
 from .target import Target, Workspace, resolve_target
 
 __all__ = [
     "CaseExecutor",
     "CaseResult",
-    "Experiment",
     "RunSettings",
     "Target",
     "Workspace",

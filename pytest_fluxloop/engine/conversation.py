@@ -18,16 +18,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..artifacts.jsonsafe import to_jsonable
+from ..jsonsafe import to_jsonable
 from ..records import ErrorInfo, MultiTurnInfo
+from ..sdk.context import current_span_id, current_trace
 from ..supervisors import SupervisorDecision, SupervisorError, SupervisorReply, SupervisorRequest
-from ..tracing.context import current_span_id, current_trace
 from .executor import error_info
 from .outcome import ConversationOutcome, Resolve
 
 if TYPE_CHECKING:
-    from ..cases import Case
     from ..config.models import MultiTurnConfig
+    from ..plan.cases import Case
     from ..supervisors import Supervisor
     from .binding import BindingPlan
 

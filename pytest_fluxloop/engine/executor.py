@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts.jsonsafe import to_jsonable
-from ..cases import Case
+from ..jsonsafe import to_jsonable
+from ..plan.cases import Case
 from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
-from ..tracing.context import trace_context
+from ..sdk.context import trace_context
 from .agent_threads import AgentThreads
 from .async_loop import SharedLoop
 from .outcome import ConversationOutcome, ConversationRunner, Resolve

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..records import ErrorInfo, MultiTurnInfo
 
 if TYPE_CHECKING:
-    from ..cases import Case
+    from ..plan.cases import Case
     from .binding import BindingPlan
 
 Resolve = Callable[[Any], Any]

@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 
-from ..cases import Case
+from ..plan.cases import Case
 from .executor import CaseResult
 
 _STOP = object()

@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from ..artifacts.redact import Redactor
 from ..engine.retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, retry_after_seconds
+from ..redact import Redactor
 from .base import (
     DECISION_FIELDS,
     FATAL_CODES,

@@ -18,7 +18,7 @@ import hashlib
 import json
 from typing import Any
 
-from ..artifacts.redact import Redactor
+from ..redact import Redactor
 from .base import SupervisorRequest
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "PROTOCOL_RULES", "render_request", "system_prompt"]

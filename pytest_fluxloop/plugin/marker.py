@@ -1,0 +1,130 @@
+"""``@pytest.mark.fluxloop(config=...)``: parametrize a user's test over the cases.
+
+The test receives ``fluxloop_case`` (the Case) and/or ``fluxloop_result`` (the finished
+trace). A failing assertion fails that case's item only; the trace is still recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .collection import EXPERIMENT_KEY, RESULT_KEY, describe_failure
+from .state import SESSION_KEY
+
+if TYPE_CHECKING:
+    from ..plan.cases import Case
+    from ..records import ErrorInfo, Observation, TraceRecord
+    from ..run.experiment import Experiment
+
+MARKER = "fluxloop"
+MARKER_HELP = (
+    "fluxloop(config=PATH, allow_errors=False, **overrides): run this test once per case of "
+    "the FluxLoop experiment in PATH; request the fluxloop_result / fluxloop_case fixtures. "
+    "overrides: iterations, personas, inputs_file, output_directory, experiment_name."
+)
+_MARKER_OVERRIDES = {"iterations", "personas", "inputs_file", "output_directory", "experiment_name"}
+_FIXTURES = ("fluxloop_case", "fluxloop_result")
+
+
+@dataclass
+class FluxloopResult:
+    """The finished trace of one case, as the test sees it.
+
+    ``output`` is the agent's return value as returned (not JSON-converted).
+    """
+
+    output: Any
+    success: bool
+    error: ErrorInfo | None
+    duration_ms: float
+    input: str
+    persona: str | None
+    iteration: int
+    trace_id: str
+    status: str
+    attempts: int
+    observations: list[Observation]
+    record: TraceRecord
+
+
+def marker_experiment(
+    config: pytest.Config, marker: pytest.Mark, test_path: Path | None = None
+) -> Experiment:
+    """Load (once) the experiment named by a fluxloop marker; usage errors name the problem."""
+    kwargs = dict(marker.kwargs)
+    path = kwargs.pop("config", None) or (marker.args[0] if marker.args else None)
+    if not path:
+        raise pytest.UsageError(
+            "pytest-fluxloop: @pytest.mark.fluxloop needs config='path/to/simulation.yaml'"
+        )
+    kwargs.pop("allow_errors", None)
+    unknown = sorted(set(kwargs) - _MARKER_OVERRIDES)
+    if unknown:
+        raise pytest.UsageError(
+            f"pytest-fluxloop: unknown @pytest.mark.fluxloop argument(s) {', '.join(unknown)}; "
+            f"valid: config, allow_errors, {', '.join(sorted(_MARKER_OVERRIDES))}"
+        )
+    test_dir = test_path.parent if test_path is not None else None
+    return config.stash[SESSION_KEY].experiment_for_marker(str(path), kwargs, test_dir)
+
+
+def generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize marked tests over the experiment's cases (ids are the case ids)."""
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    if marker is None:
+        return
+    if not any(name in metafunc.fixturenames for name in _FIXTURES):
+        raise pytest.UsageError(
+            f"pytest-fluxloop: {metafunc.definition.nodeid} is marked fluxloop but requests "
+            "neither fluxloop_result nor fluxloop_case"
+        )
+    experiment = marker_experiment(metafunc.config, marker, metafunc.definition.path)
+    cases = experiment.cases
+    metafunc.parametrize("fluxloop_case", cases, ids=[case.case_id for case in cases])
+
+
+@pytest.fixture
+def fluxloop_case(request: pytest.FixtureRequest) -> Case:
+    """The case this test runs (only in tests marked ``@pytest.mark.fluxloop``)."""
+    raise pytest.UsageError(
+        f"pytest-fluxloop: {request.node.nodeid} uses fluxloop_case without "
+        "@pytest.mark.fluxloop(config=...)"
+    )
+
+
+@pytest.fixture
+def fluxloop_result(request: pytest.FixtureRequest, fluxloop_case: Case) -> FluxloopResult:
+    """Run the agent for this test's case and return the finished trace.
+
+    If the agent raised or timed out, the test fails with the agent's error, unless the
+    marker says ``allow_errors=True`` (then inspect ``success``/``error`` yourself).
+    """
+    marker = request.node.get_closest_marker(MARKER)
+    assert marker is not None
+    experiment = marker_experiment(request.config, marker, request.node.path)
+    executor = experiment.prepare(chdir=False)
+    with experiment.workspace().active():
+        result = executor.run(fluxloop_case)
+    request.node.stash[RESULT_KEY] = result
+    request.node.stash[EXPERIMENT_KEY] = experiment.key
+    record = result.record
+    if not record.success and not marker.kwargs.get("allow_errors", False):
+        pytest.fail(describe_failure(record), pytrace=False)
+    return FluxloopResult(
+        output=result.output,
+        success=record.success,
+        error=record.error,
+        duration_ms=record.duration_ms,
+        input=record.input,
+        persona=record.persona,
+        iteration=record.iteration,
+        trace_id=record.trace_id,
+        status=record.status,
+        attempts=record.attempts,
+        observations=list(record.observations),
+        record=record,
+    )

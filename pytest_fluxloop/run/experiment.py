@@ -1,0 +1,195 @@
+"""An experiment: validated config + planned cases + resolved target. No pytest here.
+
+The pytest layer drives one ``Experiment`` per config; plain Python can too::
+
+    from pytest_fluxloop import Experiment
+    summary = Experiment.load("configs/simulation.yaml").run()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config.loader import LoadedConfig, Overrides, load_config
+from ..config.models import SupervisorConfig
+from ..engine.executor import CaseExecutor, CaseResult, RunSettings
+from ..engine.target import Target, Workspace, resolve_target
+from ..errors import ConfigError
+from ..plan.cases import Case, ExperimentPlan, plan_experiment
+from ..records import ExperimentSummary
+
+if TYPE_CHECKING:
+    from ..engine.conversation import MultiTurnConversation
+
+
+def check_supported(cfg: LoadedConfig) -> list[str]:
+    """Refuse settings whose feature is not built yet; return notices for partial ones.
+
+    Nothing is ignored silently: a setting that would change results is an error, one that
+    only changes speed or extra outputs is a notice the caller must show.
+    """
+    sim = cfg.simulation
+    where = cfg.config_path
+    if sim.replay_args.enabled:
+        raise ConfigError(
+            f"{where}: replay_args.enabled is true, but argument replay is not available in "
+            "this version of pytest-fluxloop yet; set replay_args.enabled: false"
+        )
+    notices: list[str] = []
+    multi_turn = sim.multi_turn
+    if multi_turn.persona_override and not multi_turn.enabled:
+        notices.append(
+            f"multi_turn.persona_override ({multi_turn.persona_override!r}) applies only to "
+            "multi-turn conversations, and multi_turn.enabled is false; cases keep their "
+            "own personas"
+        )
+    if cfg.project and cfg.project.collector_url:
+        notices.append(
+            f"{cfg.sources['project']}: collector_url is set, but the HTTP collector sink is not "
+            "available in this version; traces are written to files only"
+        )
+    if cfg.evaluation and cfg.evaluation.evaluators:
+        notices.append(
+            f"{cfg.sources['evaluation']}: {len(cfg.evaluation.evaluators)} evaluator(s) were "
+            "validated but are not run in this version; traces are not scored"
+        )
+    return notices
+
+
+@dataclass
+class Experiment:
+    """Everything needed to run the cases of one config."""
+
+    cfg: LoadedConfig
+    plan: ExperimentPlan
+    notices: list[str] = field(default_factory=list)
+    key: str = ""
+    """Identifies this experiment's artifact folder within a session (set by the caller)."""
+    supervisor_hook: Callable[[SupervisorConfig], Any] | None = None
+    """Returns a custom supervisor for the settings, or None (the pytest hook, via the plugin)."""
+    _target: Target | None = None
+    _executor: CaseExecutor | None = None
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str,
+        overrides: Overrides | None = None,
+        run_seed: int | None = None,
+        supervisor_hook: Callable[[SupervisorConfig], Any] | None = None,
+    ) -> Experiment:
+        """Load and validate config and inputs and plan the cases (ConfigError on problems)."""
+        cfg = load_config(path, overrides)
+        notices = check_supported(cfg)
+        plan = plan_experiment(cfg, run_seed)
+        return cls(
+            cfg=cfg,
+            plan=plan,
+            notices=[*notices, *cfg.notices],
+            supervisor_hook=supervisor_hook,
+        )
+
+    @property
+    def name(self) -> str:
+        """The experiment name."""
+        return self.cfg.experiment_name
+
+    @property
+    def cases(self) -> list[Case]:
+        """Cases in run order."""
+        return self.plan.cases
+
+    def settings(self) -> RunSettings:
+        """Execution settings from the config."""
+        sim = self.cfg.simulation
+        return RunSettings(
+            timeout_seconds=float(sim.runner.timeout_seconds),
+            max_retries=sim.runner.max_retries,
+            retry_on=tuple(sim.runner.retry_on),
+            run_delay_seconds=sim.run_delay_seconds,
+            auto_approve_tools=sim.multi_turn.auto_approve_tools,
+            service_context=self.cfg.service_context,
+        )
+
+    def workspace(self) -> Workspace:
+        """The runner's working directory and import paths."""
+        return Workspace.from_runner(self.cfg.simulation.runner, self.cfg.project_root)
+
+    def prepare(self, chdir: bool = True) -> CaseExecutor:
+        """Activate the workspace (sys.path, and cwd unless ``chdir`` is false) and resolve
+        the target. Idempotent."""
+        if self._executor is None:
+            workspace = self.workspace()
+            workspace.activate(chdir=chdir)
+            spec = self.cfg.simulation.runner.target_spec
+            assert spec is not None  # the loader guarantees a target
+            self._target = resolve_target(spec)
+            self._executor = CaseExecutor(
+                self._target, self.settings(), conversation=self._conversation()
+            )
+        return self._executor
+
+    def _conversation(self) -> MultiTurnConversation | None:
+        """The multi-turn runner, with one supervisor for the whole experiment (or None)."""
+        multi_turn = self.cfg.simulation.multi_turn
+        if not multi_turn.enabled:
+            return None
+        from ..engine.conversation import MultiTurnConversation
+        from ..supervisors import create_supervisor
+
+        settings = multi_turn.supervisor
+        supervisor = self.supervisor_hook(settings) if self.supervisor_hook else None
+        if supervisor is None:
+            supervisor = create_supervisor(settings)  # ConfigError: bad provider setup
+        elif not callable(getattr(supervisor, "decide", None)):
+            raise ConfigError(
+                f"the pytest_fluxloop_supervisor hook returned {type(supervisor).__name__!r}, "
+                "which has no decide(request) method; return a Supervisor or None"
+            )
+        return MultiTurnConversation(
+            multi_turn,
+            supervisor,
+            self.cfg.service_context,
+            override_description=self._persona_description(multi_turn.persona_override),
+            timeout_seconds=float(self.cfg.simulation.runner.timeout_seconds),
+        )
+
+    def _persona_description(self, name: str | None) -> str | None:
+        """The description of persona ``name`` from input.yaml or the cases, if any."""
+        if not name:
+            return None
+        for persona in (self.cfg.input.personas if self.cfg.input else None) or []:
+            if persona.name == name and persona.description:
+                return persona.description
+        return next((c.persona_description for c in self.cases if c.persona == name), None)
+
+    def run_case(self, case: Case) -> CaseResult:
+        """Run one case (prepares on first use)."""
+        return self.prepare().run(case)
+
+    def run(self, output_root: Path | None = None) -> ExperimentSummary:
+        """Run every case in this process and write artifacts; returns the summary."""
+        from ..artifacts.writer import ExperimentWriter
+        from ..engine.scheduler import CaseScheduler
+        from ..sinks.files import open_writer
+
+        executor = self.prepare()
+        writer: ExperimentWriter = open_writer(self, output_root)
+        scheduler = CaseScheduler(executor.run, self.cfg.simulation.parallel_runs)
+        ahead = scheduler.parallel_runs - 1
+        status = "interrupted"
+        try:
+            cases = self.cases
+            for index, case in enumerate(cases):
+                # Up to parallel_runs in flight; records still written in case order.
+                result = scheduler.result(case, ahead=cases[index + 1 : index + 1 + ahead])
+                writer.append(result.record)
+            status = "complete"
+        finally:
+            scheduler.cancel_pending()
+            writer.leaked_threads = executor.leaked_threads
+            summary = writer.finish(status)  # type: ignore[arg-type]
+        return summary
