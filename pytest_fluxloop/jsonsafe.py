@@ -1,7 +1,7 @@
 """Turn arbitrary Python values into JSON-safe data, and data into single JSONL lines.
 
 Agents return whatever they like: bytes, NaN, self-referencing structures, objects with no
-JSON form (fault cases 9 and 34). Nothing that reaches an artifact file may crash the writer
+JSON form, strings with lone surrogates. Nothing that reaches an artifact file may crash the writer
 or break the one-record-per-line contract, so every value goes through :func:`to_jsonable`
 and every line through :func:`dumps_line`.
 

@@ -2,8 +2,9 @@
 
 ``TraceRecord`` is one finished case (one line of ``traces.jsonl``); ``Observation`` is one
 event inside it (one line of ``observations.jsonl``); ``ExperimentSummary`` is
-``summary.json``. Field names follow the FluxLoop documents (``seeds/001``, ``seeds/004``);
-extra fields (``status``, ``error``, ``attempts`` ...) are additions, never renames.
+``summary.json``. Field names are the ones FluxLoop users' tools already read (``trace_id``,
+``iteration``, ``persona``, ``multi_turn``, ``conversation_state`` ...); extra fields
+(``status``, ``error``, ``attempts`` ...) are additions, never renames.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Observation(BaseModel):
 
 
 class MultiTurnInfo(BaseModel):
-    """The ``multi_turn`` block of a trace (``seeds/004``)."""
+    """The ``multi_turn`` block of a trace: a conversation or not, how long, why it ended."""
 
     model_config = ConfigDict(extra="forbid")
 

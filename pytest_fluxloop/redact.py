@@ -1,4 +1,4 @@
-"""Secret redaction for everything that reaches an artifact file (fault case 26).
+"""Secret redaction for everything that reaches an artifact file, a log or a message.
 
 A :class:`Redactor` returns a deep copy of JSON-like data in which
 

@@ -1,4 +1,4 @@
-"""Safe output paths for experiment artifacts (fault cases 21, 22, 23 and 32).
+"""Safe output paths for experiment artifacts: no traversal, no symlink escape, no clash.
 
 Everything here runs *before* any artifact file is written, so a bad experiment name or a
 hostile output directory is rejected with a message that names the value and the fix.
@@ -12,6 +12,8 @@ import tempfile
 import unicodedata
 from datetime import datetime
 from pathlib import Path
+
+from ..errors import OutputPathError
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -37,10 +39,6 @@ _WINDOWS_RESERVED = frozenset(
 _DRIVE_PREFIX = re.compile(r"^[A-Za-z]:")
 _UNSAFE_SUFFIX_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _REPEATED_DOTS = re.compile(r"\.{2,}")
-
-
-class OutputPathError(ValueError):
-    """An experiment name or output directory that cannot be used safely."""
 
 
 def _name_problem(name: str) -> str | None:

@@ -16,15 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import ResumeError
 from ..redact import Redactor
 from .writer import SUMMARY_FILE, TRACE_SUMMARY_FILE, ExperimentWriter, write_atomic
 
 RERUN_STATUSES = frozenset({"crashed", "supervisor_error"})
 RERUN_ERROR_KINDS = frozenset({"infrastructure", "supervisor"})
-
-
-class ResumeError(ValueError):
-    """The folder can't be resumed (missing, not an experiment, another config)."""
 
 
 @dataclass

@@ -101,7 +101,7 @@ def schema_path(name: str) -> Path:
 def load_schema(name: str) -> dict[str, Any]:
     """Read a shipped schema (``summary``, ``trace_summary``, ``trace`` or ``observation``)."""
     _check_name(name)
-    resource = resources.files(__package__).joinpath(_SCHEMA_DIR, f"{name}.schema.json")
+    resource = resources.files(__package__).joinpath(_SCHEMA_DIR).joinpath(f"{name}.schema.json")
     data: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
     return data
 

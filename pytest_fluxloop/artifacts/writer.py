@@ -1,7 +1,8 @@
 """The single writer of one experiment directory.
 
-Only the pytest controller (main process) creates an :class:`ExperimentWriter`; workers send
-their :class:`~pytest_fluxloop.records.TraceRecord` objects to it. Layout (``seeds/001``)::
+Only the files sink of the run recorder (in the pytest controller, the main process) creates
+an :class:`ExperimentWriter`; workers send their
+:class:`~pytest_fluxloop.records.TraceRecord` objects to it. Layout of the folder::
 
     exp_<YYYYMMDD_HHMMSS>[_<suffix>]/
         config.yaml           redacted config snapshot
@@ -38,6 +39,7 @@ from typing import IO, Any, Literal
 import yaml
 from pydantic_core import PydanticSerializationError
 
+from ..errors import ArtifactWriteError
 from ..jsonsafe import dumps_line, to_jsonable
 from ..records import (
     ExperimentSummary,
@@ -69,21 +71,6 @@ TRACES_FILE = "traces.jsonl"
 OBSERVATIONS_FILE = "observations.jsonl"
 
 FinalStatus = Literal["complete", "interrupted", "failed"]
-
-
-class ArtifactWriteError(RuntimeError):
-    """Writing an artifact file failed (disk full, permissions, I/O error).
-
-    Lines written before the failure are left intact.
-    """
-
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(
-            f"could not write artifact file {str(path)!r}: {reason}; lines already written are "
-            "kept. Free disk space or choose another output_directory / --output-dir"
-        )
 
 
 def _reason(exc: OSError) -> str:

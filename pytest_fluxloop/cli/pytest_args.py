@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config.overrides import OVERRIDES
+from ..errors import ConfigNotFoundError
+
 if TYPE_CHECKING:  # keep `import pytest_fluxloop.cli` cheap: pydantic models load lazily
     from ..config import Overrides
 
@@ -22,38 +25,26 @@ __all__ = [
     "ConfigNotFoundError",
     "build_pytest_args",
     "find_projects",
+    "override_args",
     "resolve_config_path",
 ]
 
 DEFAULT_CONFIG = Path("configs/simulation.yaml")
 DEFAULT_ROOT = Path("fluxloop")
 
-# Overrides field -> pytest option taking a value.
+# Overrides field -> pytest option taking a value (from the override table).
 VALUE_FLAGS: dict[str, str] = {
-    "iterations": "--fluxloop-iterations",
-    "personas": "--fluxloop-personas",
-    "inputs_file": "--fluxloop-inputs",
-    "output_directory": "--fluxloop-output-dir",
-    "experiment_name": "--fluxloop-experiment-name",
-    "max_turns": "--fluxloop-max-turns",
-    "persona_override": "--fluxloop-persona-override",
-    "supervisor_provider": "--fluxloop-supervisor-provider",
-    "supervisor_model": "--fluxloop-supervisor-model",
-    "supervisor_temperature": "--fluxloop-supervisor-temperature",
-    "resume": "--fluxloop-resume",
+    spec.name: spec.pytest[0] for spec in OVERRIDES if spec.forwarded and spec.kind != "bool"
 }
 # Overrides field -> (option when True, option when False).
 BOOL_FLAGS: dict[str, tuple[str, str]] = {
-    "multi_turn": ("--fluxloop-multi-turn", "--fluxloop-no-multi-turn"),
-    "auto_approve_tools": ("--fluxloop-auto-approve-tools", "--fluxloop-manual-approve-tools"),
+    spec.name: (spec.pytest[0], spec.pytest[1])
+    for spec in OVERRIDES
+    if spec.forwarded and spec.kind == "bool"
 }
 # Never on the command line: the API key travels in FLUXLOOP_SUPERVISOR_API_KEY so it does
 # not show in `ps`, argv-echoing reports or artifacts; `style` is message formatting only.
-NOT_FORWARDED = frozenset({"supervisor_api_key", "style"})
-
-
-class ConfigNotFoundError(Exception):
-    """The simulation config does not exist; ``str(err)`` says where it looked and what to do."""
+NOT_FORWARDED = frozenset({spec.name for spec in OVERRIDES if not spec.forwarded} | {"style"})
 
 
 def find_projects(root: Path, config: Path = DEFAULT_CONFIG) -> list[str]:
@@ -123,6 +114,26 @@ def _value_text(value: object) -> str:
     return str(value)
 
 
+def override_args(overrides: Overrides) -> list[str]:
+    """The ``--fluxloop-*`` arguments that give a pytest run the same ``overrides``.
+
+    One per overridden, forwarded row of the override table, in table order; the plugin's
+    ``overrides_from_options`` parses them back into equal Overrides. Rows that are not
+    forwarded (the API key) are left to the environment.
+    """
+    args: list[str] = []
+    for spec in OVERRIDES:
+        value = overrides.get(spec.name)
+        if value is None or not spec.forwarded:
+            continue
+        if spec.kind == "bool":
+            on, off = spec.pytest
+            args.append(on if value else off)
+        else:
+            args.append(f"{spec.pytest[0]}={_value_text(value)}")
+    return args
+
+
 def build_pytest_args(
     config_path: Path,
     overrides: Overrides | None = None,
@@ -146,14 +157,7 @@ def build_pytest_args(
     if project_root is not None:
         args.append(f"--rootdir={project_root}")
     if overrides is not None:
-        for field, flag in VALUE_FLAGS.items():
-            value = getattr(overrides, field)
-            if value is not None:
-                args.append(f"{flag}={_value_text(value)}")
-        for field, (on, off) in BOOL_FLAGS.items():
-            value = getattr(overrides, field)
-            if value is not None:
-                args.append(on if value else off)
+        args += override_args(overrides)
     if quiet:
         args.append("-q")
     if progress:

@@ -1,19 +1,24 @@
 """``fluxloop run experiment``: load and plan the experiment, confirm, then run it as pytest.
 
-The CLI decides nothing about *how* cases run: it validates the config up front (so a typo
-fails before anything starts, with exit code 4), shows the plan, and hands a pytest command
+The CLI decides nothing about *how* cases run: it loads the experiment through the same entry
+point as the plugin (``Experiment.load``, so a typo or an unsupported setting fails before
+anything is shown or started, with exit code 4), shows the plan, and hands a pytest command
 line to ``pytest.main``. Everything it can do, ``pytest --fluxloop-config ...`` can do too.
+
+The override options (``--iterations``, ``--inputs`` ...) are generated from the override
+table in ``pytest_fluxloop.config.overrides``.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from ..config.overrides import OVERRIDES, SUPERVISOR_PROVIDERS, OverrideSpec, split_names
 from .pytest_args import (
     DEFAULT_CONFIG,
     DEFAULT_ROOT,
@@ -26,6 +31,11 @@ if TYPE_CHECKING:
     from ..config import LoadedConfig, Overrides
     from ..plan.cases import ExperimentPlan
     from ..records import ExperimentSummary
+    from ..run import Experiment
+
+__all__ = ["SUPERVISOR_PROVIDERS", "describe_plan", "describe_summary", "run_experiment"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # pytest's exit codes, which `fluxloop run experiment` passes through.
 EXIT_OK = 0
@@ -33,8 +43,6 @@ EXIT_TESTS_FAILED = 1
 EXIT_INTERRUPTED = 2
 EXIT_USAGE_ERROR = 4
 EXIT_NO_TESTS = 5
-
-SUPERVISOR_PROVIDERS = ("openai", "anthropic", "mock")
 
 
 def stdin_is_interactive() -> bool:
@@ -77,16 +85,70 @@ def _user_path(value: Path | None, cwd: Path, project_root: Path | None = None) 
     return str(here)
 
 
-def _split_personas(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> list[str] | None:
-    """Click callback: ``"a, b"`` -> ``["a", "b"]``; an empty list is a usage error."""
-    if value is None:
-        return None
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    if not names:
-        raise click.BadParameter("give at least one persona name, e.g. -p novice,expert")
-    return names
+def _split_list(
+    spec: OverrideSpec,
+) -> Callable[[click.Context, click.Parameter, str | None], list[str] | None]:
+    """Click callback of a ``list`` override: ``"a, b"`` -> ``["a", "b"]``; no items is a
+    usage error (an empty selection would run nothing)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = split_names(value)
+        if not names:
+            raise click.BadParameter(spec.empty_list_message)
+        return names
+
+    return callback
+
+
+def _click_option(spec: OverrideSpec) -> Callable[[F], F]:
+    """The ``click.option`` decorator of one override row (all aliases, its help)."""
+    attrs: dict[str, Any] = {"help": spec.cli_help, "default": None}
+    if spec.choices:
+        attrs["type"] = click.Choice(spec.choices)
+    elif spec.kind == "int":
+        attrs["type"] = int
+    elif spec.kind == "float":
+        attrs["type"] = float
+    elif spec.kind == "list":
+        attrs["callback"] = _split_list(spec)
+    elif spec.path is not None:
+        attrs["type"] = click.Path(
+            file_okay=not spec.path.is_dir, dir_okay=spec.path.is_dir, path_type=Path
+        )
+    # The field name as the last declaration: click passes the value as that keyword.
+    return click.option(*spec.cli, spec.name, **attrs)
+
+
+def override_options(command: F) -> F:
+    """Decorator: one click option per row of the override table, in table order.
+
+    The command receives every override as a keyword argument named like the Overrides
+    field (None when not given); ``_cli_overrides`` turns them into ``Overrides``.
+    """
+    # click lists options in decorator order, top first: apply the last row first.
+    for spec in reversed(OVERRIDES):
+        command = _click_option(spec)(command)
+    return command
+
+
+def _cli_overrides(
+    ctx: click.Context, values: dict[str, Any], cwd: Path, project_root: Path
+) -> Overrides:
+    """``Overrides`` from the generated options' values, with paths resolved as the table says.
+
+    ``--output-dir`` is taken from the current directory; ``--inputs``/``--resume`` too,
+    unless only the project root has that path (then the project-relative spelling stays).
+    """
+    fields: dict[str, Any] = {}
+    for spec in OVERRIDES:
+        value = values.get(spec.name)
+        if spec.path is not None:
+            base = project_root if spec.path.cli_base == "cwd_or_project" else None
+            value = _user_path(value, cwd, base)
+        fields[spec.name] = value
+    return _build_overrides(ctx, fields)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -94,7 +156,7 @@ def _plural(count: int, noun: str) -> str:
 
 
 def describe_plan(plan: ExperimentPlan, cfg: LoadedConfig, cwd: Path) -> list[str]:
-    """The ``[INFO]`` lines shown before running (seeds/001's progress section)."""
+    """The ``[INFO]`` lines shown before running: the experiment, its inputs and its plan."""
     n_loaded = plan.n_inputs if plan.factored else plan.total // max(plan.iterations, 1)
     source = plan.source
     if source != "base_inputs":
@@ -145,10 +207,33 @@ def _build_overrides(ctx: click.Context, fields: dict[str, Any]) -> Overrides:
         return Overrides(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         # Type checks already happened in click; this only trips on contract drift.
-        problems = "; ".join(
-            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{_option_of(err['loc'])}: {err['msg']}" for err in exc.errors())
         _fail(ctx, f"invalid option value: {problems}")
+
+
+def _option_of(loc: tuple[int | str, ...]) -> str:
+    """The CLI option of a validation error's field (the field name if it is not one)."""
+    from ..config.overrides import option_name
+
+    name = str(loc[0]) if loc else "?"
+    try:
+        return option_name(name, "cli")
+    except KeyError:
+        return name
+
+
+def _load_experiment(ctx: click.Context, config_path: Path, overrides: Overrides) -> Experiment:
+    """``Experiment.load``, the plugin's entry point, plus the output checks the plugin makes
+    before writing; any ConfigError exits 4 before anything is shown or asked."""
+    from ..errors import ConfigError
+    from ..run import Experiment
+
+    try:
+        experiment = Experiment.load(config_path, overrides)
+        experiment.check_output()
+    except ConfigError as err:
+        _fail(ctx, str(err))
+    return experiment
 
 
 @click.command("experiment")
@@ -169,57 +254,7 @@ def _build_overrides(ctx: click.Context, fields: dict[str, Any]) -> Overrides:
     default=DEFAULT_ROOT,
     help="FluxLoop root directory holding the projects.  [default: ./fluxloop]",
 )
-@click.option("--iterations", "-i", type=int, help="Runs per input (1-1000). [default: config]")
-@click.option(
-    "--personas",
-    "-p",
-    callback=_split_personas,
-    help="Comma-separated personas to use. [default: all]",
-)
-@click.option(
-    "--inputs",
-    "inputs_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Inputs file to run instead of the configured one.",
-)
-@click.option(
-    "--multi-turn/--no-multi-turn",
-    default=None,
-    help="Enable/disable supervisor-driven conversations. [default: config]",
-)
-@click.option("--max-turns", type=int, help="Maximum turns per conversation (2-50).")
-@click.option(
-    "--auto-approve-tools/--manual-approve-tools",
-    "--auto-approve/--manual-approve",
-    "auto_approve_tools",
-    default=None,
-    help="Tool approval behaviour in conversations. [default: config]",
-)
-@click.option("--persona-override", "--persona", "persona_override", help="Force one persona id.")
-@click.option(
-    "--supervisor-provider",
-    type=click.Choice(SUPERVISOR_PROVIDERS),
-    help="Supervisor implementation. [default: config]",
-)
-@click.option("--supervisor-model", help="Supervisor model name. [default: config]")
-@click.option("--supervisor-temperature", type=float, help="Supervisor sampling temperature (0-2).")
-@click.option(
-    "--supervisor-api-key",
-    help="API key for supervisor calls (prefer the FLUXLOOP_SUPERVISOR_API_KEY or "
-    "OPENAI_API_KEY environment variable: options are visible to other local users).",
-)
-@click.option(
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for results (relative to the current directory). [default: config, "
-    "experiments/]",
-)
-@click.option("--experiment-name", "--name", "experiment_name", help="Custom experiment name.")
-@click.option(
-    "--resume",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Resume an interrupted experiment directory, skipping completed cases.",
-)
+@override_options
 @click.option("--yes", "-y", is_flag=True, help="Skip the confirmation prompt (CI/automation).")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- PYTEST_ARGS]...")
 @click.pass_context
@@ -228,22 +263,9 @@ def run_experiment(
     config: Path,
     project: str | None,
     root: Path,
-    iterations: int | None,
-    personas: list[str] | None,
-    inputs_file: Path | None,
-    multi_turn: bool | None,
-    max_turns: int | None,
-    auto_approve_tools: bool | None,
-    persona_override: str | None,
-    supervisor_provider: str | None,
-    supervisor_model: str | None,
-    supervisor_temperature: float | None,
-    supervisor_api_key: str | None,
-    output_dir: Path | None,
-    experiment_name: str | None,
-    resume: Path | None,
     yes: bool,
     pytest_args: Sequence[str],
+    **overrides: Any,
 ) -> None:
     """Run a simulation experiment: every input × persona × iteration as a pytest test.
 
@@ -262,41 +284,14 @@ def run_experiment(
     from ..config import project_root_for
 
     guessed_root = project_root_for(config_path.resolve())
-    fields: dict[str, Any] = {
-        "iterations": iterations,
-        "personas": personas,
-        "inputs_file": _user_path(inputs_file, cwd, guessed_root),
-        "output_directory": _user_path(output_dir, cwd),
-        "experiment_name": experiment_name,
-        "multi_turn": multi_turn,
-        "max_turns": max_turns,
-        "auto_approve_tools": auto_approve_tools,
-        "persona_override": persona_override,
-        "supervisor_provider": supervisor_provider,
-        "supervisor_model": supervisor_model,
-        "supervisor_temperature": supervisor_temperature,
-        "supervisor_api_key": supervisor_api_key,
-        "resume": _user_path(resume, cwd, guessed_root),
-    }
-    overrides = _build_overrides(ctx, fields)
+    given = _cli_overrides(ctx, overrides, cwd, guessed_root)
 
-    # Load and plan now, before asking or running anything: a bad config must fail fast.
-    from ..artifacts.paths import OutputPathError, resolve_output_root, validate_experiment_name
-    from ..config import load_config
-    from ..errors import ConfigError
-    from ..plan.cases import plan_experiment
-
-    try:
-        loaded = load_config(config_path, overrides)
-        plan = plan_experiment(loaded)
-        # Same checks the plugin applies before writing; here they fail before the prompt.
-        validate_experiment_name(loaded.experiment_name)
-        resolve_output_root(loaded.simulation.output_directory, loaded.project_root)
-    except (ConfigError, OutputPathError) as err:
-        _fail(ctx, str(err))
-    for line in describe_plan(plan, loaded, cwd):
+    # Load, check and plan now, before showing or asking anything: a bad or unsupported
+    # setting must fail fast, with nothing printed that looks like a start.
+    experiment = _load_experiment(ctx, config_path, given)
+    for line in describe_plan(experiment.plan, experiment.cfg, cwd):
         click.echo(line)
-    for notice in loaded.notices:
+    for notice in experiment.notices:
         click.echo(f"[WARN] {notice}")
 
     # No terminal on stdin (CI, pipes) means nobody can answer: proceed rather than hang.
@@ -305,14 +300,15 @@ def run_experiment(
         ctx.exit(EXIT_TESTS_FAILED)
 
     args = build_pytest_args(
-        loaded.config_path,
-        overrides,
-        project_root=loaded.project_root,
+        experiment.cfg.config_path,
+        given,
+        project_root=experiment.cfg.project_root,
         extra_args=pytest_args,
     )
     from .bridge import run_pytest
 
-    code, result = run_pytest(args, api_key=supervisor_api_key)
+    # Not forwarded on the command line: run_pytest hands it over in the environment.
+    code, result = run_pytest(args, api_key=given.text("supervisor_api_key"))
     for line in describe_summary(result.summary, result.experiment_dir, cwd):
         click.echo(line)
     if code == EXIT_NO_TESTS:

@@ -15,8 +15,15 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; only the annotation needs it
-    from importlib.resources.abc import Traversable
+from ..errors import ScaffoldError
+
+if TYPE_CHECKING:  # only the annotations need it; importlib.resources.abc is 3.11+
+    import sys
+
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 __all__ = [
     "PROJECT_NAME_PATTERN",
@@ -31,10 +38,6 @@ TEMPLATE_SUFFIX = ".tmpl"
 DOT_PREFIX = "dot_"
 PROJECT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
-
-
-class ScaffoldError(Exception):
-    """A project cannot be scaffolded; ``str(err)`` is the user-facing message."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def validate_project_name(name: str) -> str:
 
 
 def _template_root() -> Traversable:
-    return resources.files("pytest_fluxloop").joinpath("templates", "project")
+    return resources.files("pytest_fluxloop").joinpath("templates").joinpath("project")
 
 
 def _walk(node: Traversable, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:

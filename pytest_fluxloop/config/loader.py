@@ -12,13 +12,14 @@ import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import ConfigError
 from .errors import format_validation_error
 from .models import EvaluationConfig, InputConfig, ProjectConfig, SimulationConfig
+from .overrides import OVERRIDES, SIMULATION_PATHS, Style, option_name, spec_for
 from .yaml_io import KeyPath, YamlDocument, load_yaml
 
 M = TypeVar("M", bound=BaseModel)
@@ -26,50 +27,69 @@ M = TypeVar("M", bound=BaseModel)
 COMPANIONS = {"project": "project.yaml", "input": "input.yaml", "evaluation": "evaluation.yaml"}
 
 
-class Overrides(BaseModel):
-    """Settings given on the command line; ``None`` means "not overridden"."""
+class OverridesBase(BaseModel):
+    """What every ``Overrides`` has besides the generated fields: the message style."""
 
     model_config = ConfigDict(extra="forbid")
 
-    iterations: int | None = None
-    personas: list[str] | None = None
-    inputs_file: str | None = None
-    output_directory: str | None = None
-    experiment_name: str | None = None
-    multi_turn: bool | None = None
-    max_turns: int | None = None
-    auto_approve_tools: bool | None = None
-    persona_override: str | None = None
-    supervisor_provider: str | None = None
-    supervisor_model: str | None = None
-    supervisor_temperature: float | None = None
-    supervisor_api_key: str | None = Field(default=None, repr=False)
-    resume: str | None = None
-    style: Literal["cli", "pytest"] = Field(
+    style: Style = Field(
         default="cli", description="Spell option names as the CLI or as pytest options."
     )
 
+    if TYPE_CHECKING:
+        # The override fields are generated from the OVERRIDES table, so mypy cannot see
+        # them: attribute reads type-check as Any. Package code reads them with get().
+        def __getattr__(self, name: str) -> Any: ...
+
     def option(self, name: str) -> str:
-        """How the user typed this override (for messages)."""
-        flag = name.replace("_", "-")
-        flag = {"output-directory": "output-dir", "inputs-file": "inputs"}.get(flag, flag)
-        return f"--fluxloop-{flag}" if self.style == "pytest" else f"--{flag}"
+        """How the user typed override ``name`` (for messages): ``--inputs``,
+        ``--fluxloop-inputs``, or the environment variable a pytest run reads it from."""
+        return option_name(name, self.style)
+
+    def get(self, name: str) -> Any:
+        """The value of override ``name`` (None: not overridden); KeyError for a name that is
+        not in the OVERRIDES table, so a typo is not read as "not overridden"."""
+        return getattr(self, spec_for(name).name)
+
+    def text(self, name: str) -> str | None:
+        """``get`` for a text-valued override (``str`` and ``path`` kinds)."""
+        value = self.get(name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"override {name!r} holds {type(value).__name__}, not text")
+        return value
+
+    def given(self) -> dict[str, Any]:
+        """The overridden fields and their values, in table order."""
+        values = ((spec.name, self.get(spec.name)) for spec in OVERRIDES)
+        return {name: value for name, value in values if value is not None}
 
 
-# Override field -> key path inside simulation.yaml.
-_SIMULATION_PATHS: dict[str, KeyPath] = {
-    "iterations": ("iterations",),
-    "output_directory": ("output_directory",),
-    "experiment_name": ("name",),
-    "multi_turn": ("multi_turn", "enabled"),
-    "max_turns": ("multi_turn", "max_turns"),
-    "auto_approve_tools": ("multi_turn", "auto_approve_tools"),
-    "persona_override": ("multi_turn", "persona_override"),
-    "supervisor_provider": ("multi_turn", "supervisor", "provider"),
-    "supervisor_model": ("multi_turn", "supervisor", "model"),
-    "supervisor_temperature": ("multi_turn", "supervisor", "temperature"),
-    "supervisor_api_key": ("multi_turn", "supervisor", "api_key"),
-}
+def _override_fields() -> dict[str, Any]:
+    """``create_model`` field definitions: one ``<type> | None`` field per table row."""
+    return {
+        spec.name: (spec.value_type | None, Field(default=None, repr=not spec.secret))
+        for spec in OVERRIDES
+    }
+
+
+if TYPE_CHECKING:
+
+    class Overrides(OverridesBase):
+        """Settings given on the command line; ``None`` means "not overridden"."""
+
+else:
+    Overrides = create_model(
+        "Overrides",
+        __base__=OverridesBase,
+        __module__=__name__,
+        __doc__='Settings given on the command line; ``None`` means "not overridden".\n\n'
+        "One field per row of ``pytest_fluxloop.config.overrides.OVERRIDES``.",
+        **_override_fields(),
+    )
+
+
+# Override field -> key path inside simulation.yaml (from the table).
+_SIMULATION_PATHS: dict[str, tuple[str, ...]] = SIMULATION_PATHS
 
 
 @dataclass
@@ -142,7 +162,7 @@ def load_config(path: Path | str, overrides: Overrides | None = None) -> LoadedC
     raw = _apply_legacy_aliases(raw, doc)
     labels: dict[KeyPath, str] = {}
     for name, key_path in _SIMULATION_PATHS.items():
-        value = getattr(overrides, name)
+        value = overrides.get(name)
         if value is not None:
             _set_path(raw, key_path, value)
             labels[key_path] = overrides.option(name)
@@ -158,7 +178,11 @@ def load_config(path: Path | str, overrides: Overrides | None = None) -> LoadedC
         companion = config_path.parent / filename
         if companion == config_path or not companion.is_file():
             continue
-        model = {"project": ProjectConfig, "input": InputConfig, "evaluation": EvaluationConfig}
+        model: dict[str, type[BaseModel]] = {
+            "project": ProjectConfig,
+            "input": InputConfig,
+            "evaluation": EvaluationConfig,
+        }
         cdoc = load_yaml(companion)
         data = {} if cdoc.data is None else _mapping(cdoc, f"{key} config")
         setattr(loaded, key, validate(model[key], data, cdoc))
@@ -190,7 +214,7 @@ def _mapping(doc: YamlDocument, what: str) -> dict[str, Any]:
     return copy.deepcopy(doc.data)
 
 
-# Older spellings seeds/001 shows: (block, key inside it) -> top-level key.
+# Older spellings still in users' files: (block, key inside it) -> top-level key.
 _LEGACY_ALIASES = {
     ("runner", "iterations"): "iterations",
     ("output", "directory"): "output_directory",
@@ -229,7 +253,7 @@ def _check_runner(loaded: LoadedConfig, doc: YamlDocument) -> None:
         )
 
 
-def _set_path(raw: dict[str, Any], path: KeyPath, value: Any) -> None:
+def _set_path(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = raw
     for part in path[:-1]:
         child = node.get(part)

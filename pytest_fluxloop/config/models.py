@@ -1,7 +1,8 @@
 """Pydantic models for every documented config file and field.
 
-``configs/simulation.yaml`` follows ``seeds/000`` field by field (types, defaults, ranges);
-``project.yaml``, ``input.yaml`` and ``evaluation.yaml`` follow ``reference-configs.md``.
+``configs/simulation.yaml`` is modelled field by field (types, defaults, ranges) as the
+FluxLoop documentation describes it; ``project.yaml``, ``input.yaml`` and ``evaluation.yaml``
+in the shapes the earlier FluxLoop releases write.
 All models forbid unknown keys and validate strictly, so a typo or a YAML ``NO`` where a
 string belongs is an error rather than a silently ignored or coerced value.
 """
@@ -49,7 +50,7 @@ class RunnerConfig(StrictModel):
         default=None,
         ge=1,
         le=1000,
-        description="Legacy spelling of top-level iterations (seeds/001 shows runner.iterations)",
+        description="Older spelling of the top-level iterations, still accepted",
     )
 
     @model_validator(mode="after")
@@ -108,14 +109,14 @@ class MultiTurnConfig(StrictModel):
 
 
 class LegacyOutputConfig(StrictModel):
-    """``output``: the block seeds/001 shows (``directory``, ``format: jsonl``)."""
+    """``output``: the older block form (``directory``, ``format: jsonl``), still accepted."""
 
     directory: str | None = None
     format: Literal["jsonl"] = "jsonl"
 
 
 class SimulationConfig(StrictModel):
-    """``configs/simulation.yaml``: how an experiment executes (seeds/000)."""
+    """``configs/simulation.yaml``: how an experiment executes."""
 
     name: NonEmptyStr = Field(description="Experiment name")
     description: str = Field(description="Human-readable description")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from .models import EvaluationConfig, InputConfig, InputsFile, ProjectConfig, SimulationConfig
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-_MODELS = {
+_MODELS: dict[str, type[BaseModel]] = {
     "simulation": SimulationConfig,
     "project": ProjectConfig,
     "input": InputConfig,

@@ -1,10 +1,12 @@
 """Run one case: call the agent with a deadline, retry transient errors, build the record.
 
-Every attempt runs on a daemon worker thread (async agents on a fresh event loop inside it),
-and the caller waits at most ``timeout_seconds``. That one mechanism enforces the timeout
-for sync agents stuck in ``time.sleep``, async agents that block their loop, and agents that
-swallow ``CancelledError``: the case ends as ``timeout`` on time and a thread that will not
-stop is left behind as a daemon (counted in ``leaked_threads``), never holding the process.
+Every attempt runs on a reused daemon worker thread (an async agent's coroutine on the one
+shared event loop), and the caller waits at most ``timeout_seconds``. That one mechanism
+enforces the timeout for sync agents stuck in ``time.sleep``, async agents that block their
+loop, and agents that swallow ``CancelledError``: the case ends as ``timeout`` on time and a
+thread that will not stop is left behind as a daemon (counted in ``leaked_threads``), never
+holding the process. What happens inside an attempt (one call, or a whole conversation) is
+the driver's business (:mod:`.drivers`).
 """
 
 from __future__ import annotations
@@ -13,31 +15,24 @@ import inspect
 import random
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from contextvars import copy_context
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..jsonsafe import to_jsonable
-from ..plan.cases import Case
+from ..errors import AgentTimeout
+from ..llm.retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
+from ..plan import Case
 from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
 from ..sdk.context import trace_context
 from .agent_threads import AgentThreads
 from .async_loop import SharedLoop
-from .outcome import ConversationOutcome, ConversationRunner, Resolve
-from .retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
+from .drivers import Driver, DriverOutcome, Resolve, SingleTurnDriver
+from .record import case_record, error_info
 from .target import Target
 
 CANCEL_GRACE_SECONDS = 1.0
-# Frames of pytest-fluxloop itself are noise in an agent's traceback.
-_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
-
-
-class AgentTimeout(Exception):
-    """The agent did not finish within ``timeout_seconds``."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,7 @@ class CaseResult:
 
 @dataclass
 class _Attempt:
-    output: Any = None
+    outcome: DriverOutcome | None = None
     error: BaseException | None = None
     timed_out: bool = False
     observations: list[Observation] = field(default_factory=list)
@@ -80,12 +75,12 @@ class CaseExecutor:
         target: Target,
         settings: RunSettings,
         sleep: Callable[[float], None] = time.sleep,
-        conversation: ConversationRunner | None = None,
+        driver: Driver | None = None,
         async_loop: SharedLoop | None = None,
     ) -> None:
         self.target = target
         self.settings = settings
-        self.conversation = conversation
+        self.driver: Driver = driver or SingleTurnDriver()
         self.async_loop = async_loop or SharedLoop()
         self._threads = AgentThreads()
         self._sleep = sleep
@@ -148,10 +143,7 @@ class CaseExecutor:
         duration_ms = (time.perf_counter() - t0) * 1000
         status: TraceStatus = "success"
         info: ErrorInfo | None = None
-        output = attempt.output
-        outcome = output if isinstance(output, ConversationOutcome) else None
-        if outcome is not None:
-            output = outcome.output
+        outcome = attempt.outcome
         if attempt.error is not None:
             status = "timeout" if attempt.timed_out else "error"
             info = error_info(attempt.error, "timeout" if attempt.timed_out else "agent")
@@ -160,28 +152,18 @@ class CaseExecutor:
         elif outcome is not None and outcome.supervisor_error is not None:
             # The simulator failed, not the agent: counted apart in the summary.
             status, info = "supervisor_error", outcome.supervisor_error
-        record = TraceRecord(
-            trace_id=trace_id,
-            case_id=case.case_id,
-            iteration=case.iteration,
-            # persona_override: record the persona the conversation was actually played as.
-            persona=(outcome.extra.get("persona") if outcome else None) or case.persona,
-            persona_description=case.persona_description,
-            input=case.input,
-            input_index=case.input_index,
-            output=to_jsonable(output) if status in ("success", "supervisor_error") else None,
-            duration_ms=round(duration_ms, 3),
-            success=info is None,
+        output = outcome.output if outcome is not None else None
+        record = case_record(
+            case,
             status=status,
+            trace_id=trace_id,
             error=info,
+            output=output,
+            outcome=outcome,
             attempts=attempts,
-            seed=case.seed,
+            duration_ms=duration_ms,
             started_at=started_at,
             completed_at=utcnow(),
-            metadata=to_jsonable(case.metadata),
-            multi_turn=outcome.multi_turn if outcome else None,
-            conversation_state=to_jsonable(outcome.conversation_state) if outcome else None,
-            token_usage=outcome.token_usage if outcome else None,
             observations=observations,
         )
         return CaseResult(
@@ -207,7 +189,8 @@ class CaseExecutor:
             "metadata": dict(case.metadata),
             "auto_approve": self.settings.auto_approve_tools,
             "seed": case.seed,
-            # A single turn is a conversation of one user message (seeds/004's shape).
+            # A single turn is a conversation of one user message, in the same shape
+            # as a multi-turn conversation_state, so agents read it one way.
             "conversation_state": {
                 "turns": [{"role": "user", "content": case.input}],
                 "metadata": dict(case.metadata),
@@ -220,25 +203,17 @@ class CaseExecutor:
 
     def _attempt(self, case: Case, trace_id: str) -> _Attempt:
         values = self._values(case)
-        conversation = self.conversation
-        binding = self.target.binding
-        if conversation is not None:
+        driver, binding = self.driver, self.target.binding
 
-            def invoke(fn: Callable[..., Any], resolve: Resolve) -> Any:
-                return conversation.run(fn, case, binding, values, resolve)
-
-        else:
-            args, kwargs = binding.bind(case.input, values)
-
-            def invoke(fn: Callable[..., Any], resolve: Resolve) -> Any:
-                return resolve(fn(*args, **kwargs))
+        def invoke(fn: Callable[..., Any], resolve: Resolve) -> DriverOutcome:
+            return driver.run(fn, case, binding, values, resolve)
 
         return self.call(trace_id, invoke, f"fluxloop-{case.case_id}")
 
     def call(
         self,
         trace_id: str,
-        invoke: Callable[[Callable[..., Any], Resolve], Any],
+        invoke: Callable[[Callable[..., Any], Resolve], DriverOutcome],
         thread_name: str,
     ) -> _Attempt:
         """Run ``invoke(agent_callable, resolve)`` on a worker thread under the deadline.
@@ -260,10 +235,9 @@ class CaseExecutor:
             with trace_context(trace_id) as ctx:
                 state["ctx"] = ctx
                 try:
-                    value = invoke(self.target.make_callable(), resolve)
-                    result.output = value
-                    if isinstance(value, ConversationOutcome) and value.agent_error is not None:
-                        result.error = value.agent_error
+                    outcome = invoke(self.target.make_callable(), resolve)
+                    result.outcome = outcome
+                    result.error = outcome.agent_error
                 except BaseException as exc:  # the agent's failure is data, not our crash
                     result.error = exc
 
@@ -275,7 +249,7 @@ class CaseExecutor:
                 with self._lock:
                     self.leaked_threads += 1
             result.timed_out = True
-            result.output = None
+            result.outcome = None
             result.error = AgentTimeout(
                 f"agent did not finish within timeout_seconds={self.settings.timeout_seconds:g}"
             )
@@ -283,20 +257,6 @@ class CaseExecutor:
         if ctx is not None:
             result.observations = list(ctx.observations)
         return result
-
-
-def error_info(exc: BaseException, kind: Any = "agent") -> ErrorInfo:
-    """ErrorInfo for ``exc`` with a traceback that shows only the agent's own frames."""
-    te = traceback.TracebackException.from_exception(exc)
-    node: traceback.TracebackException | None = te
-    while node is not None:
-        frames = [f for f in node.stack if not f.filename.startswith(_PACKAGE_DIR)]
-        node.stack = traceback.StackSummary.from_list(frames)
-        node = node.__cause__ or node.__context__
-    text = "".join(te.format()) if te.stack else None
-    return ErrorInfo(
-        kind=kind, type=type(exc).__name__, message=str(exc) or type(exc).__name__, traceback=text
-    )
 
 
 def _one_line(exc: BaseException) -> str:

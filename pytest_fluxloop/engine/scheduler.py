@@ -12,6 +12,7 @@ import concurrent.futures
 import queue
 import threading
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from ..plan.cases import Case
 from .executor import CaseResult
@@ -47,7 +48,7 @@ class CaseScheduler:
             job = self._queue.get()
             if job is _STOP:
                 return
-            case, future = job  # type: ignore[misc]
+            case, future = cast("tuple[Case, concurrent.futures.Future[CaseResult]]", job)
             if not future.set_running_or_notify_cancel():
                 continue
             try:

@@ -1,6 +1,6 @@
 """Resolve ``runner.target`` to a callable and plan how to call it.
 
-Patterns (seeds/000): ``module:function``, ``module:Class.method`` (zero-arg constructor, a
+Patterns: ``module:function``, ``module:Class.method`` (zero-arg constructor, a
 fresh instance per case), ``module:instance.method``; or ``module_path`` + ``function_name``.
 Everything that can go wrong is found here, before any case runs.
 """

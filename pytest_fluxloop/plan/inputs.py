@@ -128,7 +128,8 @@ def _from_base_inputs(cfg: LoadedConfig, personas: list[Persona] | None) -> Inpu
         meta = dict(entry.metadata)
         if entry.expected_intent is not None:
             meta.setdefault("expected_intent", entry.expected_intent)
-        for persona in personas or [None]:
+        played: list[Persona | None] = list(personas) if personas else [None]
+        for persona in played:
             name = persona.name if persona else None
             desc = persona.description if persona else None
             items.append(InputItem(index, entry.input, name, desc, dict(meta)))

@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 
 from . import hookspecs, marker, options
-from .collection import EXPERIMENT_KEY, RESULT_KEY, FluxloopFile, FluxloopItem
+from .collection import FluxloopFile, FluxloopItem
+from .keys import EXPERIMENT_ATTR, EXPERIMENT_KEY, RECORD_ATTR, RESULT_KEY, STATE_KEY
 from .marker import fluxloop_case, fluxloop_result
-from .state import EXPERIMENT_ATTR, RECORD_ATTR, SESSION_KEY, FluxloopSession, is_worker
+from .state import PluginState
+from .usage import usage_errors
+from .xdist import ControllerHooks, is_distributing, prefer_worksteal, worker_id
 
 __all__ = ["fluxloop_case", "fluxloop_result"]
 
@@ -33,41 +36,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Under ``-n`` without ``--dist``, schedule an experiment with xdist's ``worksteal``.
-
-    xdist's default ``load`` mode feeds each worker 2-4 items at a time, too few for
-    ``parallel_runs`` to schedule ahead; worksteal hands each worker its share up front
-    (and rebalances), which also suits agents whose latencies vary. Runs before xdist sets
-    its own default.
-    """
-    wants_experiment = config.getoption("fluxloop_config") or config.getini("fluxloop_config")
-    numprocesses = getattr(config.option, "numprocesses", None)
-    if wants_experiment and numprocesses and getattr(config.option, "dist", None) == "no":
-        config.option.dist = "worksteal"
+    """Under ``-n`` without ``--dist``, run an experiment with xdist's ``worksteal``."""
+    if config.getoption("fluxloop_config") or config.getini("fluxloop_config"):
+        prefer_worksteal(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker; load the configured experiment (usage error if invalid)."""
     config.addinivalue_line("markers", marker.MARKER_HELP)
-    state = FluxloopSession(config)
-    config.stash[SESSION_KEY] = state
+    state = PluginState(config)
+    config.stash[STATE_KEY] = state
     state.load_configured()
-    # The state object receives pytest_runtest_logreport itself (that hook gets no config).
-    config.pluginmanager.register(state, "fluxloop-session")
-    if config.pluginmanager.hasplugin("xdist") and not is_worker(config):
-        config.pluginmanager.register(_XdistHooks(state), "fluxloop-xdist")
+    if state.is_controller:
+        from .controller import Controller
+
+        state.controller = Controller(state)
+        # The controller receives pytest_runtest_logreport itself (that hook gets no config).
+        config.pluginmanager.register(state.controller, "fluxloop-controller")
+        if config.pluginmanager.hasplugin("xdist"):
+            experiment = state.experiment
+            hooks = ControllerHooks(
+                state.seed,
+                experiment.name if experiment is not None else None,
+                on_selected=lambda count: setattr(state, "selected", count),
+            )
+            config.pluginmanager.register(hooks, "fluxloop-xdist")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Restore the working directory and signal handlers."""
-    state = config.stash.get(SESSION_KEY, None)
+    state = config.stash.get(STATE_KEY, None)
     if state is not None:
-        state.restore()
+        state.guard.restore()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> FluxloopFile | None:
     """Collect the configured simulation.yaml as the experiment's collector."""
-    state = parent.config.stash[SESSION_KEY]
+    state = parent.config.stash[STATE_KEY]
     experiment = state.experiment
     if experiment is None or state.collected or file_path != experiment.cfg.config_path:
         return None
@@ -79,23 +84,29 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> FluxloopFi
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Add the experiment's items when its config file was outside the collected paths."""
-    state = config.stash[SESSION_KEY]
+    """Add the experiment's items when its config file was outside the collected paths;
+    with ``--fluxloop-resume``, deselect the cases that already have a result."""
+    state = config.stash[STATE_KEY]
     if state.experiment is None:
         return
     if not state.collected:
         state.collected = True
         node = FluxloopFile.from_parent(session, path=state.experiment.cfg.config_path)
         items.extend(session.genitems(node))
-    state.deselect_done(items)
+    resume = state.resume
+    if resume is not None:
+        done = [i for i in items if isinstance(i, FluxloopItem) and resume.is_done(i.case.case_id)]
+        if done:
+            skip = set(done)
+            items[:] = [i for i in items if i not in skip]
+            config.hook.pytest_deselected(items=done)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Remember how many fluxloop cases were selected (after -k / --lf / deselection)."""
-    state = session.config.stash[SESSION_KEY]
-    if not state.xdist_controller:  # the xdist controller collects nothing itself
+    state = session.config.stash[STATE_KEY]
+    if not is_distributing(session.config):  # the xdist controller collects nothing itself
         state.selected = sum(isinstance(item, FluxloopItem) for item in session.items)
-        state.remember_items(session.items)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -106,15 +117,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """Resolve the target and open the artifact writer before the first case runs."""
-    state = session.config.stash[SESSION_KEY]
-    if session.testsfailed and not session.config.option.continue_on_collection_errors:
-        return  # pytest stops for the collection errors; don't open an empty experiment
-    state.prepare()
     config = session.config
-    wants_progress = config.getoption("fluxloop_progress") and not config.option.collectonly
-    if state.experiment is not None and wants_progress and state.controller:
-        known = state.selected is not None and not state.xdist_controller
-        state.start_progress(state.selected if known else state.experiment.plan.total)
+    state = config.stash[STATE_KEY]
+    experiment = state.experiment
+    if experiment is None:
+        return
+    if session.testsfailed and not config.option.continue_on_collection_errors:
+        return  # pytest stops for the collection errors; don't open an empty experiment
+    collect_only = config.option.collectonly
+    distributing = is_distributing(config)
+    # Every case deselected: nothing to run, and no empty experiment folder.
+    if not collect_only and (state.selected != 0 or distributing):
+        from .runner import CaseRunner
+
+        with usage_errors():
+            state.runner = CaseRunner(config, experiment, session.items)
+            if state.controller is not None:
+                state.controller.recorder(experiment, total_cases=state.selected)
+    controller = state.controller
+    if controller is not None and config.getoption("fluxloop_progress") and not collect_only:
+        known = state.selected is not None and not distributing
+        controller.start_progress(
+            state.selected if known and state.selected is not None else experiment.plan.total
+        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -129,7 +154,7 @@ def pytest_runtest_makereport(
     del item.stash[RESULT_KEY]  # attach once
     record = result.record
     record.test_outcome = "failed" if report.failed else ("skipped" if report.skipped else "passed")
-    record.worker = getattr(item.config, "workerinput", {}).get("workerid")
+    record.worker = worker_id(item.config)
     # The record object itself; it becomes JSON only if xdist serialises the report.
     setattr(report, RECORD_ATTR, record)
     setattr(report, EXPERIMENT_ATTR, item.stash.get(EXPERIMENT_KEY, ""))
@@ -160,46 +185,15 @@ def pytest_report_teststatus(
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Controller: write summary.json with the final status."""
-    state = session.config.stash.get(SESSION_KEY, None)
-    if state is not None and state.controller:
-        # -x / --maxfail / a stop request leave selected cases unrun: not "complete".
-        stopped = bool(session.shouldstop or session.shouldfail)
-        unfinished = state.selected is not None and state.records_seen < state.selected
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or (stopped and unfinished)
-        state.finish(int(exitstatus), interrupted)
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is not None and state.controller is not None:
+        state.controller.finish(session, exitstatus)
+    elif state is not None and state.runner is not None:
+        state.runner.cancel()  # a worker: nothing scheduled ahead starts any more
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Print where each experiment's artifacts went."""
-    state = config.stash.get(SESSION_KEY, None)
-    if state is None:
-        return
-    for sink in state.sinks.values():
-        summary = sink.summary
-        if summary is None:
-            continue
-        terminalreporter.write_sep("-", "fluxloop")
-        terminalreporter.write_line(
-            f"experiment '{summary.experiment_name}' {summary.status}: "
-            f"{summary.total_traces} traces, {summary.successful} successful, "
-            f"{summary.failed} failed, avg {summary.avg_duration_ms:.1f} ms"
-        )
-        terminalreporter.write_line(f"results: {sink.writer.path}")
-
-
-class _XdistHooks:
-    """Controller-side xdist hooks, registered only when pytest-xdist is active."""
-
-    def __init__(self, state: FluxloopSession) -> None:
-        self.state = state
-
-    def pytest_configure_node(self, node: Any) -> None:
-        """Send the run seed to each worker so ``seed: null`` orders cases identically."""
-        node.workerinput["fluxloop_seed"] = self.state.run_seed()
-
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        """Count the selected cases from a worker's collection (all workers agree)."""
-        experiment = self.state.experiment
-        if experiment is not None:
-            marker = f"::{experiment.name}["
-            self.state.selected = sum(marker in nodeid for nodeid in ids)
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None and state.controller is not None:
+        state.controller.terminal_summary(terminalreporter)

@@ -7,16 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..errors import FluxloopError
+from .keys import EXPERIMENT_KEY, RESULT_KEY, STATE_KEY
+from .nodeids import item_name
+
 if TYPE_CHECKING:
-    from ..plan.cases import Case
+    from ..engine.executor import CaseResult
+    from ..plan import Case
     from ..records import TraceRecord
-    from .state import FluxloopSession
-
-RESULT_KEY = pytest.StashKey["CaseResult"]()
-EXPERIMENT_KEY = pytest.StashKey[str]()
 
 
-class CaseFailed(Exception):
+class CaseFailed(FluxloopError):
     """Raised by an item whose case did not succeed; rendered without a plugin traceback."""
 
     def __init__(self, record: TraceRecord) -> None:
@@ -52,17 +53,12 @@ def describe_failure(record: TraceRecord) -> str:
 class FluxloopFile(pytest.File):
     """The experiment config file as a collector; yields one item per case."""
 
-    session_state: FluxloopSession
-
     def collect(self) -> Iterator[FluxloopItem]:
         """Items in the experiment's (seeded) case order."""
-        from .state import SESSION_KEY
-
-        state = self.config.stash[SESSION_KEY]
-        experiment = state.experiment
+        experiment = self.config.stash[STATE_KEY].experiment
         assert experiment is not None
         for case in experiment.cases:
-            name = f"{experiment.name}[{case.case_id}]"
+            name = item_name(experiment.name, case.case_id)
             # An explicit nodeid string lets pytest >= 9.2 parse "[case_id]" as the params
             # part of its structured ids (as for parametrized functions), so --lf matches.
             yield FluxloopItem.from_parent(
@@ -82,19 +78,10 @@ class FluxloopItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the case in the engine and fail the item if it did not succeed."""
-        from .state import SESSION_KEY
-
-        state = self.config.stash[SESSION_KEY]
-        assert state.experiment is not None and state.scheduler is not None
-        result = state.scheduler.result(self.case, ahead=state.upcoming(self))
-        self.stash[RESULT_KEY] = result
-        self.stash[EXPERIMENT_KEY] = state.experiment.key
-        if result.fatal:
-            # A configuration problem every case would hit (bad API key, unknown model):
-            # report it once and stop, rather than fail every remaining case the same way.
-            error = result.record.error
-            reason = f"{error.type}: {error.message}" if error else result.record.status
-            self.session.shouldfail = f"pytest-fluxloop: stopping the run: {reason}"
+        state = self.config.stash[STATE_KEY]
+        assert state.experiment is not None and state.runner is not None
+        result = state.runner.result(self)
+        keep_result(self, result, state.experiment.key)
         if not result.record.success:
             raise CaseFailed(result.record)
 
@@ -111,3 +98,15 @@ class FluxloopItem(pytest.Item):
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """Location shown in reports: the config file and the case id."""
         return self.path, None, f"fluxloop case {self.case.case_id}"
+
+
+def keep_result(item: pytest.Item, result: CaseResult, experiment_key: str) -> None:
+    """Stash a finished case on its item (the report will carry the record) and, if the
+    failure is one every case would hit, stop the session once."""
+    from ..run.status import fatal_reason
+
+    item.stash[RESULT_KEY] = result
+    item.stash[EXPERIMENT_KEY] = experiment_key
+    reason = fatal_reason(result)
+    if reason is not None:
+        item.session.shouldfail = reason

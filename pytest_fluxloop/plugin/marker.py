@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .collection import EXPERIMENT_KEY, RESULT_KEY, describe_failure
-from .state import SESSION_KEY
+from ..config.overrides import MARKER_FIELDS
+from .collection import describe_failure, keep_result
+from .keys import STATE_KEY
 
 if TYPE_CHECKING:
     from ..plan.cases import Case
@@ -24,9 +25,9 @@ MARKER = "fluxloop"
 MARKER_HELP = (
     "fluxloop(config=PATH, allow_errors=False, **overrides): run this test once per case of "
     "the FluxLoop experiment in PATH; request the fluxloop_result / fluxloop_case fixtures. "
-    "overrides: iterations, personas, inputs_file, output_directory, experiment_name."
+    f"overrides: {', '.join(MARKER_FIELDS)}."
 )
-_MARKER_OVERRIDES = {"iterations", "personas", "inputs_file", "output_directory", "experiment_name"}
+_MARKER_OVERRIDES = frozenset(MARKER_FIELDS)  # from the override table (config/overrides.py)
 _FIXTURES = ("fluxloop_case", "fluxloop_result")
 
 
@@ -69,7 +70,7 @@ def marker_experiment(
             f"valid: config, allow_errors, {', '.join(sorted(_MARKER_OVERRIDES))}"
         )
     test_dir = test_path.parent if test_path is not None else None
-    return config.stash[SESSION_KEY].experiment_for_marker(str(path), kwargs, test_dir)
+    return config.stash[STATE_KEY].experiment_for_marker(str(path), kwargs, test_dir)
 
 
 def generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -109,8 +110,7 @@ def fluxloop_result(request: pytest.FixtureRequest, fluxloop_case: Case) -> Flux
     executor = experiment.prepare(chdir=False)
     with experiment.workspace().active():
         result = executor.run(fluxloop_case)
-    request.node.stash[RESULT_KEY] = result
-    request.node.stash[EXPERIMENT_KEY] = experiment.key
+    keep_result(request.node, result, experiment.key)
     record = result.record
     if not record.success and not marker.kwargs.get("allow_errors", False):
         pytest.fail(describe_failure(record), pytrace=False)

@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# The override table imports nothing heavy; the pydantic model loads only when used.
+from ..config.overrides import (
+    OVERRIDES,
+    SUPERVISOR_KEY_ENV,
+    SUPERVISOR_PROVIDERS,
+    OverrideSpec,
+    split_names,
+)
+
 if TYPE_CHECKING:
     from ..config.loader import Overrides
 
-SUPERVISOR_PROVIDERS = ("openai", "anthropic", "mock")
-SUPERVISOR_KEY_ENV = "FLUXLOOP_SUPERVISOR_API_KEY"
+__all__ = [
+    "SUPERVISOR_KEY_ENV",
+    "SUPERVISOR_PROVIDERS",
+    "add_options",
+    "config_path",
+    "overrides_from_options",
+]
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Register ``--fluxloop-*`` options (in their own group) and the ``fluxloop_config`` ini."""
+    """Register ``--fluxloop-*`` options (in their own group) and the ``fluxloop_config`` ini.
+
+    One option per row of the override table (two for an on/off pair), between
+    ``--fluxloop-config`` and ``--fluxloop-progress``, which are not overrides.
+    """
     group = parser.getgroup("fluxloop", "FluxLoop agent simulation")
     group.addoption(
         "--fluxloop-config",
@@ -23,91 +42,8 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="simulation.yaml of the experiment to run as test items",
     )
-    group.addoption(
-        "--fluxloop-iterations", type=int, metavar="N", default=None, help="override iterations"
-    )
-    group.addoption(
-        "--fluxloop-personas",
-        metavar="A,B",
-        default=None,
-        help="comma-separated personas to run (default: all)",
-    )
-    group.addoption(
-        "--fluxloop-inputs",
-        metavar="PATH",
-        default=None,
-        help="inputs file (default: inputs/generated.yaml)",
-    )
-    group.addoption(
-        "--fluxloop-output-dir", metavar="PATH", default=None, help="override output_directory"
-    )
-    group.addoption(
-        "--fluxloop-experiment-name",
-        metavar="NAME",
-        default=None,
-        help="experiment name (also the results folder suffix)",
-    )
-    group.addoption(
-        "--fluxloop-multi-turn",
-        dest="fluxloop_multi_turn",
-        action="store_true",
-        default=None,
-        help="enable multi-turn conversations",
-    )
-    group.addoption(
-        "--fluxloop-no-multi-turn",
-        dest="fluxloop_multi_turn",
-        action="store_false",
-        help="disable multi-turn conversations",
-    )
-    group.addoption(
-        "--fluxloop-max-turns",
-        type=int,
-        metavar="N",
-        default=None,
-        help="maximum turns per conversation",
-    )
-    group.addoption(
-        "--fluxloop-auto-approve-tools",
-        dest="fluxloop_auto_approve_tools",
-        action="store_true",
-        default=None,
-        help="auto-approve tool calls",
-    )
-    group.addoption(
-        "--fluxloop-manual-approve-tools",
-        dest="fluxloop_auto_approve_tools",
-        action="store_false",
-        help="do not auto-approve tool calls",
-    )
-    group.addoption(
-        "--fluxloop-persona-override",
-        metavar="ID",
-        default=None,
-        help="force one persona in multi-turn conversations",
-    )
-    group.addoption(
-        "--fluxloop-supervisor-provider",
-        choices=SUPERVISOR_PROVIDERS,
-        default=None,
-        help="override the supervisor provider",
-    )
-    group.addoption(
-        "--fluxloop-supervisor-model",
-        metavar="MODEL",
-        default=None,
-        help="override the supervisor model",
-    )
-    group.addoption(
-        "--fluxloop-supervisor-temperature",
-        type=float,
-        metavar="T",
-        default=None,
-        help="override the supervisor temperature",
-    )
-    group.addoption(
-        "--fluxloop-resume", metavar="DIR", default=None, help="resume an earlier experiment folder"
-    )
+    for spec in OVERRIDES:
+        _add_override_option(group, spec)
     group.addoption(
         "--fluxloop-progress",
         action="store_true",
@@ -119,6 +55,32 @@ def add_options(parser: pytest.Parser) -> None:
         "simulation.yaml run as test items (like --fluxloop-config)",
         default=None,
     )
+
+
+def _add_override_option(group: pytest.OptionGroup, spec: OverrideSpec) -> None:
+    """The pytest option(s) of one override row; rows without a pytest flag get none."""
+    if not spec.pytest:
+        return  # e.g. the supervisor API key: read from the environment instead
+    dest = spec.pytest_dest
+    if spec.kind == "bool":
+        on, off = spec.pytest
+        on_help, off_help = spec.pytest_help
+        # default=None on the shared dest: "neither flag given" must stay "not overridden".
+        group.addoption(on, dest=dest, action="store_true", default=None, help=on_help)
+        group.addoption(off, dest=dest, action="store_false", help=off_help)
+        return
+    attrs: dict[str, Any] = {"dest": dest, "default": None, "help": spec.pytest_help[0]}
+    if spec.kind in _PYTEST_TYPES:
+        attrs["type"] = _PYTEST_TYPES[spec.kind]
+    if spec.choices:
+        attrs["choices"] = spec.choices
+    if spec.metavar:
+        attrs["metavar"] = spec.metavar
+    group.addoption(spec.pytest[0], **attrs)
+
+
+# Option types argparse converts; every other kind stays text until overrides_from_options.
+_PYTEST_TYPES: dict[str, type] = {"int": int, "float": float}
 
 
 def config_path(config: pytest.Config) -> Path | None:
@@ -134,36 +96,29 @@ def config_path(config: pytest.Config) -> Path | None:
 
 
 def overrides_from_options(config: pytest.Config, **extra: Any) -> Overrides:
-    """Build config overrides from the ``--fluxloop-*`` options (and a marker's kwargs)."""
-    import os
+    """Build config overrides from the ``--fluxloop-*`` options (and a marker's kwargs).
 
+    Path options are resolved against the invocation directory, like pytest's own path
+    arguments; the supervisor API key comes from ``FLUXLOOP_SUPERVISOR_API_KEY`` (the CLI
+    puts it there rather than on the command line). Marker kwargs win over options.
+    """
     from ..config.loader import Overrides
 
-    def opt(name: str) -> Any:
-        return config.getoption(name)
-
-    def path_opt(name: str) -> str | None:
-        value = opt(name)
-        if value is None:
-            return None
-        return str((config.invocation_params.dir / Path(value).expanduser()).resolve())
-
-    personas = opt("fluxloop_personas")
-    values: dict[str, Any] = {
-        "iterations": opt("fluxloop_iterations"),
-        "personas": [p.strip() for p in personas.split(",") if p.strip()] if personas else None,
-        "inputs_file": path_opt("fluxloop_inputs"),
-        "output_directory": path_opt("fluxloop_output_dir"),
-        "experiment_name": opt("fluxloop_experiment_name"),
-        "multi_turn": opt("fluxloop_multi_turn"),
-        "max_turns": opt("fluxloop_max_turns"),
-        "auto_approve_tools": opt("fluxloop_auto_approve_tools"),
-        "persona_override": opt("fluxloop_persona_override"),
-        "supervisor_provider": opt("fluxloop_supervisor_provider"),
-        "supervisor_model": opt("fluxloop_supervisor_model"),
-        "supervisor_temperature": opt("fluxloop_supervisor_temperature"),
-        "supervisor_api_key": os.environ.get(SUPERVISOR_KEY_ENV) or None,
-        "resume": path_opt("fluxloop_resume"),
-    }
+    values = {spec.name: _option_value(config, spec) for spec in OVERRIDES}
     values.update({k: v for k, v in extra.items() if v is not None})
     return Overrides(style="pytest", **values)
+
+
+def _option_value(config: pytest.Config, spec: OverrideSpec) -> Any:
+    """One override's value as the pytest run was given it (None: not given)."""
+    if spec.pytest_dest is None:
+        return (os.environ.get(spec.env) or None) if spec.env else None
+    value = config.getoption(spec.pytest_dest)
+    if value is None:
+        return None
+    if spec.kind == "list":
+        # An empty list ("--fluxloop-personas=") means "not overridden", not "run nothing".
+        return split_names(value) or None
+    if spec.kind == "path":
+        return str((config.invocation_params.dir / Path(value).expanduser()).resolve())
+    return value

@@ -1,4 +1,4 @@
-"""Progress bar for experiment runs (``seeds/001``: ``[▓▓▓▓▓░░░░░] 250/500 (50%) - ETA: 2m 15s``).
+"""Progress bar for experiment runs: ``[▓▓▓▓▓░░░░░] 250/500 (50%) - ETA: 2m 15s``.
 
 ``render_progress`` is a pure formatter; ``ProgressPrinter`` decides *when* to print: on a
 terminal it redraws one line in place, elsewhere (CI logs, pipes) it prints one line per

@@ -20,9 +20,11 @@ from ..engine.target import Target, Workspace, resolve_target
 from ..errors import ConfigError
 from ..plan.cases import Case, ExperimentPlan, plan_experiment
 from ..records import ExperimentSummary
+from .status import fatal_reason
 
 if TYPE_CHECKING:
-    from ..engine.conversation import MultiTurnConversation
+    from ..engine.drivers.conversation import MultiTurnConversation
+    from .recorder import RunListener
 
 
 def check_supported(cfg: LoadedConfig) -> list[str]:
@@ -128,7 +130,7 @@ class Experiment:
             assert spec is not None  # the loader guarantees a target
             self._target = resolve_target(spec)
             self._executor = CaseExecutor(
-                self._target, self.settings(), conversation=self._conversation()
+                self._target, self.settings(), driver=self._conversation()
             )
         return self._executor
 
@@ -137,7 +139,7 @@ class Experiment:
         multi_turn = self.cfg.simulation.multi_turn
         if not multi_turn.enabled:
             return None
-        from ..engine.conversation import MultiTurnConversation
+        from ..engine.drivers.conversation import MultiTurnConversation
         from ..supervisors import create_supervisor
 
         settings = multi_turn.supervisor
@@ -166,30 +168,54 @@ class Experiment:
                 return persona.description
         return next((c.persona_description for c in self.cases if c.persona == name), None)
 
+    def check_output(self) -> None:
+        """Check, creating nothing, that results can be written where the config says
+        (a safe experiment name, an output directory inside the project); ConfigError."""
+        from ..sinks.files import check_output
+
+        check_output(self.cfg)
+
+    @property
+    def leaked_threads(self) -> int:
+        """Agents still running after their timeout (0 before any case ran)."""
+        return self._executor.leaked_threads if self._executor is not None else 0
+
     def run_case(self, case: Case) -> CaseResult:
         """Run one case (prepares on first use)."""
         return self.prepare().run(case)
 
-    def run(self, output_root: Path | None = None) -> ExperimentSummary:
-        """Run every case in this process and write artifacts; returns the summary."""
-        from ..artifacts.writer import ExperimentWriter
+    def run(
+        self, output_root: Path | None = None, listener: RunListener | None = None
+    ) -> ExperimentSummary:
+        """Run every case in this process and write artifacts; returns the summary.
+
+        Records go through the same :class:`~.recorder.RunRecorder` as under pytest: a
+        fatal provider error (bad key, unknown model) stops the run once, and the summary
+        says ``interrupted`` when cases were left unrun. ``listener`` is told about each
+        record and the final summary.
+        """
         from ..engine.scheduler import CaseScheduler
-        from ..sinks.files import open_writer
+        from .recorder import RunRecorder
 
         executor = self.prepare()
-        writer: ExperimentWriter = open_writer(self, output_root)
+        recorder = RunRecorder.for_experiment(self, output_root=output_root, listener=listener)
+        recorder.open()
         scheduler = CaseScheduler(executor.run, self.cfg.simulation.parallel_runs)
         ahead = scheduler.parallel_runs - 1
-        status = "interrupted"
+        cut_off = True
+        stopped = False
         try:
             cases = self.cases
             for index, case in enumerate(cases):
                 # Up to parallel_runs in flight; records still written in case order.
                 result = scheduler.result(case, ahead=cases[index + 1 : index + 1 + ahead])
-                writer.append(result.record)
-            status = "complete"
+                recorder.append(result.record)
+                if fatal_reason(result):
+                    stopped = True
+                    break
+            cut_off = False
         finally:
             scheduler.cancel_pending()
-            writer.leaked_threads = executor.leaked_threads
-            summary = writer.finish(status)  # type: ignore[arg-type]
+            summary = recorder.finish(None, cut_off=cut_off, stopped=stopped)
+        assert summary is not None  # the files sink always aggregates
         return summary

@@ -80,7 +80,7 @@ def span(kind: str, name: str | None = None, **meta: Any) -> Callable[[F], F]:
     """Decorator factory recording a ``span_start``/``span_end`` pair of type ``kind``."""
 
     def decorate(fn: F) -> F:
-        span_name = name or getattr(fn, "__name__", kind)
+        span_name: str = name or str(getattr(fn, "__name__", kind))
         try:  # computed once: signature() is too slow to run on every call
             signature: inspect.Signature | None = inspect.signature(fn)
         except (TypeError, ValueError):

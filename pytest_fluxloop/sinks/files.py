@@ -1,28 +1,31 @@
-"""Open the artifact writer of an experiment: safe output paths, snapshot, metadata."""
+"""The files sink: FluxLoop artifacts in ``exp_<timestamp>[_<suffix>]/`` (``artifacts/``).
+
+It opens the experiment folder under the validated output root (or reopens the folder of a
+run being resumed) and appends every record through the one
+:class:`~pytest_fluxloop.artifacts.writer.ExperimentWriter`. The writer keeps the running
+aggregates, so this sink's summary is the run's ``summary.json``.
+"""
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from ..artifacts.paths import (
-    OutputPathError,
     check_writable,
     resolve_output_root,
     slugify_suffix,
     validate_experiment_name,
 )
+from ..artifacts.resume import ResumeState, reopen_writer
 from ..artifacts.writer import ExperimentWriter
-from ..errors import ConfigError
+from ..config.loader import LoadedConfig
+from ..errors import ConfigError, OutputPathError
+from ..records import ExperimentSummary, TraceRecord
+from .base import RunEnd, RunStart
 
-if TYPE_CHECKING:
-    from ..run.experiment import Experiment
 
-
-def output_root(experiment: Experiment, override: Path | None = None) -> Path:
+def output_root(cfg: LoadedConfig, override: Path | None = None) -> Path:
     """Where experiment folders go; validated and proven writable (ConfigError otherwise)."""
-    cfg = experiment.cfg
     try:
         root = resolve_output_root(override or cfg.simulation.output_directory, cfg.project_root)
         return check_writable(root)
@@ -30,52 +33,88 @@ def output_root(experiment: Experiment, override: Path | None = None) -> Path:
         raise ConfigError(f"output_directory: {exc}") from None
 
 
-def experiment_suffix(experiment: Experiment) -> str | None:
+def experiment_suffix(cfg: LoadedConfig) -> str | None:
     """Folder suffix: the ``--experiment-name`` override, checked as a path component."""
-    cfg = experiment.cfg
-    name = cfg.overrides.experiment_name
+    name = cfg.overrides.get("experiment_name")
     where = cfg.overrides.option("experiment_name") if name else f"{cfg.config_path}: name"
     try:
         # Names end up in folder names and reports: they must be safe path components.
-        validate_experiment_name(experiment.name)
+        validate_experiment_name(cfg.experiment_name)
     except OutputPathError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return slugify_suffix(name) or None if name else None
 
 
-def open_writer(
-    experiment: Experiment,
-    override_root: Path | None = None,
-    *,
-    total_cases: int | None = None,
-    extra_metadata: dict[str, Any] | None = None,
-) -> ExperimentWriter:
-    """Create ``exp_<timestamp>[_<suffix>]`` and its writer (the only artifact writer)."""
-    cfg = experiment.cfg
-    suffix = experiment_suffix(experiment)
-    root = output_root(experiment, override_root)
-    metadata: dict[str, Any] = {
-        "config_path": str(cfg.config_path),
-        "project_root": str(cfg.project_root),
-        "config_files": {k: str(v) for k, v in cfg.sources.items()},
-        "target": cfg.simulation.runner.target_spec,
-        "inputs_source": experiment.plan.source,
-        "plan": experiment.plan.describe(),
-        "host": platform.node(),
-        **(extra_metadata or {}),
-    }
+def check_output(cfg: LoadedConfig) -> None:
+    """The checks made before anything is written, creating nothing: the experiment name is
+    a safe folder name and the output directory stays inside the project (ConfigError)."""
+    experiment_suffix(cfg)
     try:
-        return ExperimentWriter.create(
-            root,
-            experiment_name=experiment.name,
-            description=cfg.simulation.description,
-            config_snapshot=cfg.snapshot(),
-            metadata=metadata,
-            seed=experiment.plan.seed,
-            total_cases=experiment.plan.total if total_cases is None else total_cases,
-            save_traces=cfg.simulation.save_traces,
-            save_aggregated_metrics=cfg.simulation.save_aggregated_metrics,
-            suffix=suffix,
-        )
+        resolve_output_root(cfg.simulation.output_directory, cfg.project_root)
     except OutputPathError as exc:
         raise ConfigError(f"output_directory: {exc}") from None
+
+
+class FileSink:
+    """Writes one experiment folder (``resume`` given: appends to that run's folder)."""
+
+    def __init__(
+        self,
+        cfg: LoadedConfig,
+        *,
+        override_root: Path | None = None,
+        resume: ResumeState | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.override_root = override_root
+        self.resume = resume
+        self.writer: ExperimentWriter | None = None
+
+    @property
+    def location(self) -> Path | None:
+        """The experiment folder, once open."""
+        return self.writer.path if self.writer is not None else None
+
+    def open(self, start: RunStart) -> None:
+        """Create (or reopen) the folder and its files; ConfigError for a bad output path."""
+        sim = self.cfg.simulation
+        if self.resume is not None:
+            self.writer = reopen_writer(
+                self.resume,
+                experiment_name=start.experiment_name,
+                description=start.description,
+                config_snapshot=start.config_snapshot,
+                total_cases=start.total_cases,
+                save_traces=sim.save_traces,
+                save_aggregated_metrics=sim.save_aggregated_metrics,
+            )
+            return
+        suffix = experiment_suffix(self.cfg)
+        root = output_root(self.cfg, self.override_root)
+        try:
+            self.writer = ExperimentWriter.create(
+                root,
+                experiment_name=start.experiment_name,
+                description=start.description,
+                config_snapshot=start.config_snapshot,
+                metadata=start.metadata,
+                seed=start.seed,
+                total_cases=start.total_cases,
+                save_traces=sim.save_traces,
+                save_aggregated_metrics=sim.save_aggregated_metrics,
+                suffix=suffix,
+            )
+        except OutputPathError as exc:
+            raise ConfigError(f"output_directory: {exc}") from None
+
+    def append(self, record: TraceRecord) -> None:
+        """Append the record to the JSONL files (flushed before returning)."""
+        assert self.writer is not None, "FileSink.append before open"
+        self.writer.append(record)
+
+    def finish(self, end: RunEnd) -> ExperimentSummary:
+        """Write ``summary.json`` atomically and return it."""
+        assert self.writer is not None, "FileSink.finish before open"
+        self.writer.total_cases = end.total_cases
+        self.writer.leaked_threads = end.leaked_threads
+        return self.writer.finish(end.status, exit_code=end.exit_code)

@@ -2,24 +2,29 @@
 
 After every agent reply the conversation loop sends a :class:`SupervisorRequest` (the whole
 transcript so far) and gets a :class:`SupervisorReply` whose :class:`SupervisorDecision` follows
-the JSON of ``seeds/004``. Whatever a provider claims about structured output, the decision is
-validated here, on the client (fault cases 14, 16, 17).
+the FluxLoop decision JSON. Whatever a provider claims about structured output (servers that
+ignore it, prose around the JSON, extra verdict keys), the decision is validated here, on the
+client, by :func:`parse_decision`.
+:class:`SupervisorError` is the :class:`~pytest_fluxloop.llm.LLMError` of this role; codes and
+token usage come from the shared LLM layer (:mod:`pytest_fluxloop.llm`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import FluxloopError
-
-if TYPE_CHECKING:
-    from ..records import ErrorInfo
+from ..llm.errors import ERROR_CODES, FATAL_CODES, LLMError
+from ..llm.parsing import InvalidOutput, output_json
+from ..llm.types import RawOutput, TokenUsage
+from ..records import ErrorKind
 
 __all__ = [
+    "DECISION_DESCRIPTION",
     "DECISION_FIELDS",
     "DECISION_JSON_SCHEMA",
+    "DECISION_SCHEMA_NAME",
     "ERROR_CODES",
     "FATAL_CODES",
     "Supervisor",
@@ -28,6 +33,7 @@ __all__ = [
     "SupervisorReply",
     "SupervisorRequest",
     "TokenUsage",
+    "parse_decision",
 ]
 
 
@@ -83,6 +89,9 @@ DECISION_JSON_SCHEMA: dict[str, Any] = {
     "required": list(DECISION_FIELDS),
     "additionalProperties": False,
 }
+#: The schema's name (OpenAI ``json_schema.name``, Anthropic tool name) and what it records.
+DECISION_SCHEMA_NAME = "supervisor_decision"
+DECISION_DESCRIPTION = "Record the supervisor's decision about the simulated conversation."
 
 
 class SupervisorRequest(BaseModel):
@@ -107,23 +116,6 @@ class SupervisorRequest(BaseModel):
         return sum(1 for turn in self.turns if turn.get("role") == "user")
 
 
-class TokenUsage(BaseModel):
-    """Token counts of supervisor calls (kept apart from the agent's own usage)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-    def __add__(self, other: TokenUsage) -> TokenUsage:
-        if not isinstance(other, TokenUsage):
-            return NotImplemented
-        return TokenUsage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            total_tokens=self.total_tokens + other.total_tokens,
-        )
-
-
 class SupervisorReply(BaseModel):
     """A validated decision plus what it cost."""
 
@@ -133,89 +125,63 @@ class SupervisorReply(BaseModel):
     model: str | None = None
 
 
-#: Codes of :class:`SupervisorError`.
-ERROR_CODES = (
-    "invalid_output",  # not JSON / outside the schema, after the bounded retries
-    "truncated",  # the output was cut off (finish_reason "length", stop_reason "max_tokens")
-    "refused",  # the model refused, or a content filter stopped it
-    "rate_limited",  # 429s outlasted the retries, or Retry-After was too long to wait
-    "server_error",  # 5xx / 408 / 409 outlasted the retries
-    "connection",  # the server could not be reached, or reset the connection
-    "timeout",  # the request timed out, retries included
-    "bad_request",  # 400 / 422: the server rejected the request
-    "auth",  # 401 / 403
-    "quota",  # insufficient_quota / payment required
-    "model_not_found",  # 404: unknown model or wrong base_url
-    "client_error",  # anything else the client raised
-)
-#: Codes every later case would hit as well: the run stops once.
-FATAL_CODES = frozenset({"auth", "quota", "model_not_found"})
-
-
-class SupervisorError(FluxloopError):
+class SupervisorError(LLMError):
     """The supervisor could not produce a valid decision.
 
     ``code`` is one of :data:`ERROR_CODES`; ``fatal`` marks configuration problems every case
     would hit (bad key, no quota, unknown model), so the run stops once instead of failing each
     case. The message names the provider, base URL and model, and never holds an API key.
     ``repeat`` is True when a supervisor re-raises a fatal error it already reported.
+    Its trace ``error`` block has kind ``supervisor`` and type ``SupervisorError.<code>``.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str,
-        fatal: bool = False,
-        provider: str | None = None,
-        base_url: str | None = None,
-        model: str | None = None,
-        attempts: int = 0,
-        usage: TokenUsage | None = None,
-        repeat: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.fatal = fatal
-        self.provider = provider
-        self.base_url = base_url
-        self.model = model
-        self.attempts = attempts
-        self.usage = usage
-        self.repeat = repeat
+    error_kind: ClassVar[ErrorKind] = "supervisor"
+    default_role: ClassVar[str] = "supervisor"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only arguments: rebuild explicitly so the error survives pickling (xdist).
-        return (_rebuild_error, (self.message, self._fields()))
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "fatal": self.fatal,
-            "provider": self.provider,
-            "base_url": self.base_url,
-            "model": self.model,
-            "attempts": self.attempts,
-            "usage": self.usage,
-            "repeat": self.repeat,
-        }
+    @classmethod
+    def from_llm(cls, error: LLMError) -> SupervisorError:
+        """The same error (message, code, counts, ``repeat``) as a :class:`SupervisorError`."""
+        if isinstance(error, cls):
+            return error
+        return cls(error.message, **error.fields())
 
     def again(self) -> SupervisorError:
         """A fresh copy for re-raising in a later case: marked ``repeat``, and with no
         attempts or usage of its own (no call was made for that case)."""
-        fields = {**self._fields(), "repeat": True, "attempts": 0, "usage": None}
-        return SupervisorError(self.message, **fields)
-
-    def to_error_info(self) -> ErrorInfo:
-        """This error as a trace's ``error`` block (kind ``supervisor``, never ``agent``)."""
-        from ..records import ErrorInfo
-
-        return ErrorInfo(kind="supervisor", type=f"SupervisorError.{self.code}", message=str(self))
+        return self.from_llm(super().again())
 
 
-def _rebuild_error(message: str, fields: dict[str, Any]) -> SupervisorError:
-    return SupervisorError(message, **fields)
+# --------------------------------------------------------------------------- parsing
+
+
+def _check_schema(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise InvalidOutput(f"expected a JSON object, got {type(data).__name__}", schema=True)
+    # Absent nullable keys count as null: not worth a warning, the model validates them.
+    extra = set(data) - set(DECISION_FIELDS)
+    if extra:
+        raise InvalidOutput(f"unexpected keys {sorted(extra)}", schema=True)
+    if data.get("decision") not in ("continue", "terminate"):
+        raise InvalidOutput(f"'decision' is {data.get('decision')!r}", schema=True)
+    wrong = [k for k in DECISION_FIELDS[1:] if not isinstance(data.get(k), (str, type(None)))]
+    if wrong:
+        raise InvalidOutput(f"{wrong} must be strings or null", schema=True)
+
+
+def parse_decision(raw: RawOutput) -> tuple[SupervisorDecision, bool]:
+    """Validate ``raw`` as a decision; the flag says the format was not followed exactly.
+
+    Raises:
+        InvalidOutput: not JSON or outside the schema (``schema=True``), or a decision that
+            breaks a rule such as "continue needs a message" (``schema=False``).
+    """
+    data, loose = output_json(raw)
+    _check_schema(data)
+    try:
+        return SupervisorDecision.model_validate(data), loose
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise InvalidOutput(problems, schema=False) from None
 
 
 @runtime_checkable

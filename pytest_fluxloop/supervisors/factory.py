@@ -3,24 +3,26 @@
 Cheap to import: the ``openai``/``anthropic`` clients are imported only when such a
 supervisor is created. Every configuration problem (missing key, missing package, bad mock
 settings) is a :class:`~pytest_fluxloop.errors.ConfigError` raised here, before any case runs.
+Key, base URL and SDK checks are the shared ones of :mod:`pytest_fluxloop.llm.connect`, told
+which settings and variables belong to the supervisor.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
+from typing import Any
 
 from ..config.models import SupervisorConfig
 from ..errors import ConfigError
+from ..llm import connect
 from .base import Supervisor
-from .llm import emit_warning
+from .llm import ROLE, emit_warning
 from .mock import MockSupervisor
 
 __all__ = ["SUPERVISOR_KEY_ENV", "create_supervisor", "resolve_api_key"]
 
 SUPERVISOR_KEY_ENV = "FLUXLOOP_SUPERVISOR_API_KEY"
-_PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-_PROVIDER_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
+#: The settings block named in configuration messages.
+CONFIG_KEY = "multi_turn.supervisor"
 
 
 def resolve_api_key(settings: SupervisorConfig) -> str:
@@ -30,34 +32,19 @@ def resolve_api_key(settings: SupervisorConfig) -> str:
     Raises:
         ConfigError: no key anywhere; the message names the places to set one.
     """
-    provider_env = _PROVIDER_KEY_ENV[settings.provider]
-    for value in (
+    return connect.resolve_api_key(
+        settings.provider,
         settings.api_key,
-        os.environ.get(SUPERVISOR_KEY_ENV),
-        os.environ.get(provider_env),
-    ):
-        if value and value.strip():
-            return value.strip()
-    local = (
-        " For a local server that needs no key (Ollama, vLLM, LM Studio), any placeholder "
-        "value works."
-        if settings.provider == "openai"
-        else ""
-    )
-    raise ConfigError(
-        f"the {settings.provider} supervisor needs an API key: set {provider_env} or "
-        f"{SUPERVISOR_KEY_ENV} in the environment, pass --supervisor-api-key, or set "
-        f"multi_turn.supervisor.api_key (or use provider: mock).{local}"
+        env=(SUPERVISOR_KEY_ENV,),
+        config_key=CONFIG_KEY,
+        role=ROLE,
+        cli_flag="--supervisor-api-key",
+        fallback="or use provider: mock",
     )
 
 
 def _base_url(settings: SupervisorConfig) -> str | None:
-    url = settings.base_url or os.environ.get(_PROVIDER_URL_ENV[settings.provider]) or None
-    if url is not None and not url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"multi_turn.supervisor.base_url must start with http:// or https://, got {url!r}"
-        )
-    return url
+    return connect.resolve_base_url(settings.provider, settings.base_url, config_key=CONFIG_KEY)
 
 
 def create_supervisor(settings: SupervisorConfig, *, invalid_output_retries: int = 2) -> Supervisor:
@@ -73,7 +60,7 @@ def create_supervisor(settings: SupervisorConfig, *, invalid_output_retries: int
     """
     if settings.provider == "mock":
         return MockSupervisor(settings.metadata)
-    common = {
+    common: dict[str, Any] = {
         "model": settings.model,
         "temperature": settings.temperature,
         "system_prompt": settings.system_prompt,
@@ -85,11 +72,7 @@ def create_supervisor(settings: SupervisorConfig, *, invalid_output_retries: int
 
         return OpenAISupervisor(api_key=api_key, base_url=_base_url(settings), **common)
     if settings.provider == "anthropic":
-        if importlib.util.find_spec("anthropic") is None:
-            raise ConfigError(
-                "supervisor provider 'anthropic' needs the anthropic package: "
-                "pip install 'pytest-fluxloop[anthropic]'"
-            )
+        connect.require_sdk("anthropic", role=ROLE)
         if settings.temperature > 1.0:
             raise ConfigError(
                 "multi_turn.supervisor.temperature must be between 0 and 1 for provider "

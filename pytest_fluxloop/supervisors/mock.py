@@ -1,4 +1,4 @@
-"""The ``mock`` supervisor: scripted playback or a fixed decision, no LLM (``seeds/004``).
+"""The ``mock`` supervisor: scripted playback or a fixed decision, no LLM.
 
 Stateless, so one instance serves every case and thread: the next scripted question is
 derived from the request (the number of user messages so far), not from a counter.

@@ -250,6 +250,22 @@ def test_broken_config_fails_before_running(tmp_path: Path) -> None:
     assert not (result.project_dir / "experiments").exists()
 
 
+def test_refused_setting_fails_before_the_plan_is_shown(tmp_path: Path) -> None:
+    """The CLI loads through Experiment.load: an unsupported setting is refused up front."""
+    result = scaffold_project(tmp_path / "fluxloop", "demo")
+    sim = result.project_dir / "configs" / "simulation.yaml"
+    text = sim.read_text()
+    assert "replay_args:\n  enabled: false" in text
+    sim.write_text(text.replace("replay_args:\n  enabled: false", "replay_args:\n  enabled: true"))
+    proc = run_cli("run", "experiment", "--project", "demo", "--yes", cwd=tmp_path)
+    assert proc.returncode == 4, describe(proc)
+    assert "replay_args" in proc.stderr, describe(proc)
+    assert str(sim) in proc.stderr, describe(proc)
+    assert "[INFO] Starting experiment" not in proc.stdout, describe(proc)
+    assert not proc.stdout.strip(), describe(proc)
+    assert not (result.project_dir / "experiments").exists()
+
+
 # --------------------------------------------------------------------------- confirmation
 
 
@@ -340,6 +356,19 @@ def test_no_tty_skips_prompt(demo_cwd: Path, fake_run: FakeRun) -> None:
     result = CliRunner().invoke(cli, ["run", "experiment", "--project", "demo"])
     assert result.exit_code == 0, result.output
     assert "Proceed?" not in result.output
+    assert len(fake_run.calls) == 1
+
+
+def test_experiment_notices_are_shown_as_warnings(demo_cwd: Path, fake_run: FakeRun) -> None:
+    # persona_override without multi-turn: a notice from the shared loading (check_supported).
+    result = CliRunner().invoke(
+        cli, ["run", "experiment", "--project", "demo", "-y", "--persona", "expert_user"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    [warning] = [line for line in lines if "multi_turn.persona_override" in line]
+    assert warning.startswith("[WARN] ")
+    assert lines.index(warning) > lines.index("[INFO] Starting experiment...")
     assert len(fake_run.calls) == 1
 
 

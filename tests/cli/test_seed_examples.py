@@ -98,6 +98,7 @@ def _check_artifacts(exp: Path, expected_traces: int, name: str) -> None:
     assert (exp / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_seed_example_through_the_cli(tmp_path: Path) -> None:
     root = _project(tmp_path / "proj", SEED_000_COMPLETE_EXAMPLE, "simple_agent")
     proc = run_cli("run", "experiment", "--yes", cwd=root, env=clean_env())

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from support.plugin_helpers import Project
 
+# A real pytest subprocess interrupted by a signal: 2-3 s each.
+pytestmark = pytest.mark.slow
+
 SLOW_AGENT = """\
 import time
 

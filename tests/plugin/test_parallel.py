@@ -7,6 +7,9 @@ import itertools
 import pytest
 from support.plugin_helpers import Project
 
+# Every test here runs real pytester sessions of 0.2-0.3 s agents (some under xdist): 2-11 s each.
+pytestmark = pytest.mark.slow
+
 N_INPUTS = 12
 INPUTS = "generated_inputs:\n" + "".join(f"  - input: 'q{i:02d}'\n" for i in range(N_INPUTS))
 

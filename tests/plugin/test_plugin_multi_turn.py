@@ -187,6 +187,7 @@ def test_missing_supervisor_key_is_a_usage_error_before_any_case(
     assert project.experiments() == []
 
 
+@pytest.mark.slow
 def test_multi_turn_under_xdist(project: Project) -> None:
     make_project(project)
     project.write(
@@ -236,6 +237,7 @@ def cli_project(tmp_path: Path, *, enabled: bool, provider: str) -> Path:
     return tmp_path / "configs" / "simulation.yaml"
 
 
+@pytest.mark.slow
 def test_cli_multi_turn_overrides(tmp_path: Path) -> None:
     config = cli_project(tmp_path, enabled=False, provider="openai")
     proc = run_cli(
@@ -266,6 +268,7 @@ def test_cli_multi_turn_overrides(tmp_path: Path) -> None:
     assert trace["output"].startswith("[expert_user|approve=False|turns=5]")
 
 
+@pytest.mark.slow
 def test_cli_no_multi_turn(tmp_path: Path) -> None:
     config = cli_project(tmp_path, enabled=True, provider="mock")
     proc = run_cli("run", "experiment", "-c", config, "-y", "--no-multi-turn", cwd=tmp_path)
@@ -274,6 +277,7 @@ def test_cli_no_multi_turn(tmp_path: Path) -> None:
     assert trace["multi_turn"] is None and trace["conversation_state"] is None
 
 
+@pytest.mark.slow
 def test_cli_openai_supervisor_against_a_local_server(tmp_path: Path) -> None:
     config = cli_project(tmp_path, enabled=True, provider="openai")
     key = "sk-test-" + "k" * 40
@@ -324,6 +328,7 @@ def test_cli_openai_supervisor_against_a_local_server(tmp_path: Path) -> None:
     assert key not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_example_project_runs_without_an_api_key(tmp_path: Path) -> None:
     root = tmp_path / "support_agent_multi_turn"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("experiments", "__pycache__"))

@@ -7,6 +7,9 @@ from support.plugin_helpers import Project
 
 pytest.importorskip("xdist")
 
+# xdist inside pytester: 3-6 s each.
+pytestmark = pytest.mark.slow
+
 INPUTS = "generated_inputs:\n" + "".join(
     f"  - input: 'question {i}'\n    persona: {'crash' if i == 3 else 'p'}{i % 2}\n"
     for i in range(6)

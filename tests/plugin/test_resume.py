@@ -32,6 +32,7 @@ def _crash_then_resume(project: Project, monkeypatch: pytest.MonkeyPatch, *extra
     return exp, before, second
 
 
+@pytest.mark.slow
 def test_resume_runs_only_missing_cases(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     exp, before, second = _crash_then_resume(project, monkeypatch)
     done = {line["input"] for line in before}
@@ -49,6 +50,7 @@ def test_resume_runs_only_missing_cases(project: Project, monkeypatch: pytest.Mo
     assert sorted(line["case_id"] for line in lines) == sorted({line["case_id"] for line in lines})
 
 
+@pytest.mark.slow
 def test_resume_skips_a_torn_last_line(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     project.setup(inputs=INPUTS, agent=CRASHING_AGENT)
     monkeypatch.setenv("FIXED", "1")

@@ -352,6 +352,7 @@ def test_appends_from_many_threads_never_interleave(tmp_path: Path) -> None:
     assert summary.total_traces == 400
 
 
+@pytest.mark.slow
 def test_memory_stays_flat(tmp_path: Path) -> None:
     writer = make_writer(tmp_path, total_cases=3000, save_traces=True)
     payload = "p" * 2_000

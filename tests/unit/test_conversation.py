@@ -22,7 +22,7 @@ from support.engine_helpers import (
 
 from pytest_fluxloop.config.models import MultiTurnConfig
 from pytest_fluxloop.engine import CaseExecutor, RunSettings
-from pytest_fluxloop.engine.conversation import MultiTurnConversation
+from pytest_fluxloop.engine.drivers.conversation import MultiTurnConversation
 from pytest_fluxloop.records import TraceRecord
 from pytest_fluxloop.supervisors import (
     SupervisorDecision,
@@ -63,7 +63,7 @@ def run_conversation(
             service_context=SERVICE,
         ),
         sleep=FakeSleep(),
-        conversation=conversation,
+        driver=conversation,
     )
     fields = {
         "persona": "novice_user",
@@ -307,7 +307,7 @@ def test_fatal_supervisor_error_marks_the_result_fatal() -> None:
         target_of(echo),
         RunSettings(timeout_seconds=10, max_retries=3),
         sleep=FakeSleep(),
-        conversation=MultiTurnConversation(settings, Scripted(err), None),
+        driver=MultiTurnConversation(settings, Scripted(err), None),
     )
     result = executor.run(make_case("hi"))
     assert result.fatal

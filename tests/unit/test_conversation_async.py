@@ -22,7 +22,7 @@ from support.engine_helpers import (
 
 from pytest_fluxloop.config.models import MultiTurnConfig
 from pytest_fluxloop.engine import CaseExecutor, RunSettings
-from pytest_fluxloop.engine.conversation import MultiTurnConversation
+from pytest_fluxloop.engine.drivers.conversation import MultiTurnConversation
 
 HANG_GUARD_S = 10.0  # generous: only stops a broken test from hanging
 
@@ -66,7 +66,7 @@ def test_async_agent_keeps_one_event_loop_across_turns(tmp_path: Path) -> None:
         target,
         RunSettings(timeout_seconds=HANG_GUARD_S, max_retries=0),
         sleep=FakeSleep(),
-        conversation=MultiTurnConversation(
+        driver=MultiTurnConversation(
             MultiTurnConfig(enabled=True), Scripted(cont("two"), cont("three"), stop()), None
         ),
     )
@@ -96,7 +96,7 @@ def test_async_agent_error_on_a_later_turn_is_an_agent_error(tmp_path: Path) -> 
         resolve_in(tmp_path, f"{name}:run"),
         RunSettings(timeout_seconds=HANG_GUARD_S, max_retries=0),
         sleep=FakeSleep(),
-        conversation=MultiTurnConversation(
+        driver=MultiTurnConversation(
             MultiTurnConfig(enabled=True), Scripted(cont("two"), stop()), None
         ),
     )
@@ -121,7 +121,7 @@ def test_conversation_stops_asking_the_supervisor_after_the_case_deadline() -> N
         target_of(stuck),
         RunSettings(timeout_seconds=0.3, max_retries=0),
         sleep=FakeSleep(),
-        conversation=MultiTurnConversation(
+        driver=MultiTurnConversation(
             MultiTurnConfig(enabled=True, max_turns=10), sup, None, timeout_seconds=0.3
         ),
     )

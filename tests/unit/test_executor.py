@@ -25,7 +25,7 @@ from support.engine_helpers import FakeSleep, isolated_imports, make_case, targe
 
 import pytest_fluxloop
 from pytest_fluxloop.engine import CaseExecutor, RunSettings, Target
-from pytest_fluxloop.engine.retry import (
+from pytest_fluxloop.llm.retry import (
     MAX_RETRY_AFTER_SECONDS,
     backoff_delay,
     is_transient,

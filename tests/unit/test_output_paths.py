@@ -264,6 +264,7 @@ def test_concurrent_threads_same_second_get_distinct_dirs(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in results)
 
 
+@pytest.mark.slow
 def test_concurrent_processes_same_second_get_distinct_dirs(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=4, mp_context=ctx) as pool:

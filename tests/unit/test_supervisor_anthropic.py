@@ -232,3 +232,17 @@ def test_an_explicit_temperature_is_never_dropped_silently(
     about_temperature = [w for w in caught if "temperature" in str(w.message)]
     # Sent when this SDK accepts it; otherwise the user is told, never silently ignored.
     assert bool(about_temperature) == (not sup.sends_temperature)
+
+
+def test_auth_error_names_the_supervisor_key_settings(llm_server: FakeLLMServer) -> None:
+    llm_server.script(
+        MESSAGES, anthropic_error(401, "invalid x-api-key", type="authentication_error")
+    )
+    error = fails(supervisor(llm_server))
+    assert str(error).startswith(
+        f"supervisor auth (provider anthropic, model '{MODEL}', base_url {llm_server.url})"
+    )
+    assert (
+        "check the API key (supervisor.api_key, --supervisor-api-key / "
+        "FLUXLOOP_SUPERVISOR_API_KEY, or ANTHROPIC_API_KEY)" in str(error)
+    )

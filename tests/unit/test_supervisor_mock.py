@@ -155,6 +155,27 @@ def test_supervisor_error_pickles_repeats_and_is_a_supervisor_error_info() -> No
     assert info.kind == "supervisor" and info.type == "SupervisorError.auth"
 
 
+def test_supervisor_error_is_the_llm_error_of_the_supervisor_role() -> None:
+    from pytest_fluxloop.llm import LLMError
+
+    error = SupervisorError("supervisor quota (provider openai ...)", code="quota", fatal=True)
+    assert isinstance(error, LLMError) and error.role == "supervisor"
+    assert type(pickle.loads(pickle.dumps(error))) is SupervisorError
+    assert type(error.again()) is SupervisorError
+    generic = LLMError(
+        "supervisor timeout (...): slow", code="timeout", role="supervisor", attempts=3
+    )
+    converted = SupervisorError.from_llm(generic)
+    assert type(converted) is SupervisorError
+    assert (converted.code, converted.attempts, str(converted)) == (
+        "timeout",
+        3,
+        "supervisor timeout (...): slow",
+    )
+    assert converted.to_error_info().type == "SupervisorError.timeout"
+    assert generic.to_error_info().type == "LLMError.timeout"
+
+
 # --------------------------------------------------------------------------- mock: scripted
 
 

@@ -388,3 +388,16 @@ def test_rejected_temperature_is_dropped_with_a_warning(llm_server: FakeLLMServe
     assert sup.decide(request()).decision.decision == "terminate"
     bodies = [r.json() for r in llm_server.requests(CHAT)]
     assert ["temperature" in b for b in bodies] == [True, False, False]
+
+
+def test_auth_error_names_the_supervisor_key_settings(llm_server: FakeLLMServer) -> None:
+    llm_server.script(CHAT, openai_error(401, "bad key", code="invalid_api_key"))
+    error = fails(supervisor(llm_server))
+    assert str(error).startswith(
+        f"supervisor auth (provider openai, model '{MODEL}', base_url {llm_server.openai_base_url})"
+    )
+    assert (
+        "check the API key (supervisor.api_key, --supervisor-api-key / "
+        "FLUXLOOP_SUPERVISOR_API_KEY, or OPENAI_API_KEY)" in str(error)
+    )
+    assert error.to_error_info().type == "SupervisorError.auth"

@@ -1,13 +1,25 @@
 """Which errors are transient (worth a retry), and how long to wait before the next attempt.
 
-Classified by class name along the MRO rather than by importing openai/anthropic/httpx, so
-the engine stays light and works whichever of those clients the agent uses.
+Shared by the engine (retrying the agent under test) and the LLM clients. Classified by class
+name along the MRO rather than by importing openai/anthropic/httpx, so this stays light and
+works whichever of those clients raised.
 """
 
 from __future__ import annotations
 
 import errno
 import random
+from typing import Any
+
+__all__ = [
+    "MAX_RETRY_AFTER_SECONDS",
+    "backoff_delay",
+    "error_code",
+    "is_transient",
+    "retry_after_hint",
+    "retry_after_ms",
+    "retry_after_seconds",
+]
 
 _TRANSIENT_BUILTINS = (ConnectionError, TimeoutError)
 _NETWORK_ERRNOS = {
@@ -40,6 +52,7 @@ _TRANSIENT_NAMES = {
     "ServerDisconnectedError",
 }
 _PERMANENT_CODES = {"insufficient_quota", "invalid_api_key", "model_not_found"}
+#: The longest ``Retry-After`` worth waiting for; a longer one gives up at once.
 MAX_RETRY_AFTER_SECONDS = 60.0
 
 
@@ -84,20 +97,40 @@ def is_transient(exc: BaseException, extra: frozenset[str] | tuple[str, ...] = (
     return isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS
 
 
-def retry_after_seconds(exc: BaseException) -> float | None:
-    """A server's ``Retry-After`` (seconds form) from the exception's response, if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
+def _header(exc: BaseException, name: str) -> Any:
+    """Header ``name`` (lower case) of the exception's response; None when absent."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
     if headers is None:
         return None
+    value = headers.get(name)
+    if value is None and hasattr(headers, "items"):
+        # httpx headers are case-insensitive; a plain mapping keeps the sender's spelling.
+        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
+    return value
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """A server's ``Retry-After`` (seconds form) from the exception's response, if any."""
     try:
-        value = headers.get("retry-after")
-        if value is None and hasattr(headers, "items"):
-            # httpx headers are case-insensitive; a plain mapping keeps the sender's spelling.
-            value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+        value = _header(exc, "retry-after")
         return float(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return None
+
+
+def retry_after_ms(exc: BaseException) -> float | None:
+    """A server's ``retry-after-ms`` (OpenAI's finer hint), in seconds, if any."""
+    try:
+        value = _header(exc, "retry-after-ms")
+        return float(value) / 1000 if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def retry_after_hint(exc: BaseException) -> float | None:
+    """How long the server asked to wait, in seconds: ``Retry-After``, else ``retry-after-ms``."""
+    after = retry_after_seconds(exc)
+    return after if after is not None else retry_after_ms(exc)
 
 
 def backoff_delay(attempt: int, rng: random.Random, base: float = 0.5, cap: float = 30.0) -> float:

@@ -18,18 +18,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..jsonsafe import to_jsonable
-from ..records import ErrorInfo, MultiTurnInfo
-from ..sdk.context import current_span_id, current_trace
-from ..supervisors import SupervisorDecision, SupervisorError, SupervisorReply, SupervisorRequest
-from .executor import error_info
-from .outcome import ConversationOutcome, Resolve
+from ...errors import FluxloopError
+from ...jsonsafe import to_jsonable
+from ...records import ErrorInfo, MultiTurnInfo
+from ...sdk.context import current_span_id, current_trace
+from ...supervisors import SupervisorDecision, SupervisorError, SupervisorReply, SupervisorRequest
+from ..record import error_info
+from .base import DriverOutcome, Resolve
 
 if TYPE_CHECKING:
-    from ..config.models import MultiTurnConfig
-    from ..plan.cases import Case
-    from ..supervisors import Supervisor
-    from .binding import BindingPlan
+    from ...config.models import MultiTurnConfig
+    from ...plan import Case
+    from ...supervisors import Supervisor
+    from ..binding import BindingPlan
 
 MAX_TURNS_REACHED = "max_turns_reached"
 ERROR = "error"
@@ -38,7 +39,7 @@ TERMINATED = "terminated"
 """Reason recorded when a supervisor terminates without giving one."""
 
 
-class _InvalidDecision(Exception):
+class _InvalidDecision(FluxloopError):
     """A (custom) supervisor returned something that is not a usable decision."""
 
     code = "invalid_decision"
@@ -74,7 +75,7 @@ class MultiTurnConversation:
         binding: BindingPlan,
         values: dict[str, Any],
         resolve: Resolve,
-    ) -> ConversationOutcome:
+    ) -> DriverOutcome:
         """Run one conversation for ``case`` and return its outcome (never raises for the
         agent's or the supervisor's failures: they are data in the outcome)."""
         return _Run(self, agent, case, binding, values, resolve).go()
@@ -119,7 +120,7 @@ class _Run:
 
     # ---------------------------------------------------------------- the loop
 
-    def go(self) -> ConversationOutcome:
+    def go(self) -> DriverOutcome:
         message = self.case.input
         max_turns = self.owner.settings.max_turns
         while True:
@@ -224,7 +225,7 @@ class _Run:
     # ---------------------------------------------------------------- results
 
     def state(self) -> dict[str, Any]:
-        """The conversation state in the seeds/004 shape (a fresh deep copy)."""
+        """The conversation state ``{turns, metadata, context}`` (a fresh deep copy)."""
         metadata = copy.deepcopy(dict(self.case.metadata))
         metadata["supervisor"] = {
             "implementation": type(self.owner.supervisor).__name__,
@@ -246,10 +247,10 @@ class _Run:
         agent_error: BaseException | None = None,
         supervisor_error: ErrorInfo | None = None,
         fatal: bool = False,
-    ) -> ConversationOutcome:
+    ) -> DriverOutcome:
         state = self.state()
         state["metadata"]["termination_reason"] = reason
-        return ConversationOutcome(
+        return DriverOutcome(
             output=self.output,
             multi_turn=MultiTurnInfo(
                 enabled=True, turn_count=self.turn_count, termination_reason=reason
@@ -261,13 +262,12 @@ class _Run:
             fatal=fatal,
             # The persona the conversation was played as (persona_override may differ
             # from the case's own).
-            extra={"persona": self.persona},
+            persona=self.persona,
         )
 
-    def _supervisor_failed(self, exc: Exception) -> ConversationOutcome:
-        repeat = False
+    def _supervisor_failed(self, exc: Exception) -> DriverOutcome:
         if isinstance(exc, SupervisorError):
-            info, fatal, repeat = exc.to_error_info(), exc.fatal, exc.repeat
+            info, fatal = exc.to_error_info(), exc.fatal
             # The failed calls cost attempts and tokens too.
             self.attempts += exc.attempts
             self._add_usage(exc.usage)
@@ -287,8 +287,7 @@ class _Run:
                 metadata={"turn": self.turn_count, "fatal": fatal},
             )
         outcome = self._outcome(ERROR, supervisor_error=info, fatal=fatal)
-        # A fatal error re-raised for another case was already reported once.
-        outcome.extra["repeat"] = repeat
+        assert outcome.conversation_state is not None
         outcome.conversation_state["metadata"]["supervisor"]["error"] = {
             "type": info.type,
             "message": info.message,

@@ -1,0 +1,99 @@
+"""Build the :class:`~pytest_fluxloop.records.TraceRecord` of a case: the one place that does.
+
+The executor builds the record of every case it runs; the pytest adapter builds the record of
+a case whose xdist worker died (``status: crashed``). Both go through :func:`case_record`, so
+a record's fields come from the case the same way whoever made it.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..jsonsafe import to_jsonable
+from ..plan import Case
+from ..records import ErrorInfo, ErrorKind, Observation, TraceRecord, TraceStatus, utcnow
+from .drivers.base import DriverOutcome
+
+# Frames of pytest-fluxloop itself are noise in an agent's traceback.
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def case_record(
+    case: Case,
+    *,
+    status: TraceStatus,
+    trace_id: str | None = None,
+    error: ErrorInfo | None = None,
+    output: Any = None,
+    outcome: DriverOutcome | None = None,
+    attempts: int = 1,
+    duration_ms: float = 0.0,
+    started_at: datetime | None = None,
+    completed_at: datetime | None = None,
+    observations: list[Observation] | None = None,
+    test_outcome: Any = None,
+    worker: str | None = None,
+) -> TraceRecord:
+    """The record of ``case``: identity fields from the case, the result from the arguments.
+
+    ``output`` is kept (JSON-converted) only for cases whose agent answered (``success``,
+    or a ``supervisor_error`` after the agent's last reply); ``outcome`` adds what a driver
+    produced (the transcript, multi-turn info, token usage, the persona actually played).
+    """
+    now = utcnow()
+    answered = status in ("success", "supervisor_error")
+    return TraceRecord(
+        trace_id=trace_id or uuid.uuid4().hex,
+        case_id=case.case_id,
+        iteration=case.iteration,
+        # persona_override: the record names the persona the conversation was played as.
+        persona=(outcome.persona if outcome else None) or case.persona,
+        persona_description=case.persona_description,
+        input=case.input,
+        input_index=case.input_index,
+        output=to_jsonable(output) if answered else None,
+        duration_ms=round(duration_ms, 3),
+        success=status == "success",
+        status=status,
+        error=error,
+        attempts=attempts,
+        seed=case.seed,
+        started_at=started_at or now,
+        completed_at=completed_at or now,
+        metadata=to_jsonable(case.metadata),
+        multi_turn=outcome.multi_turn if outcome else None,
+        conversation_state=to_jsonable(outcome.conversation_state) if outcome else None,
+        token_usage=outcome.token_usage if outcome else None,
+        observations=observations or [],
+        test_outcome=test_outcome,
+        worker=worker,
+    )
+
+
+def crashed_record(case: Case, message: str, worker: str | None) -> TraceRecord:
+    """The record of a case whose process died while running it (blamed on the host)."""
+    return case_record(
+        case,
+        status="crashed",
+        error=ErrorInfo(kind="infrastructure", type="WorkerCrashed", message=message),
+        test_outcome="failed",
+        worker=worker,
+    )
+
+
+def error_info(exc: BaseException, kind: ErrorKind = "agent") -> ErrorInfo:
+    """ErrorInfo for ``exc`` with a traceback that shows only the agent's own frames."""
+    te = traceback.TracebackException.from_exception(exc)
+    node: traceback.TracebackException | None = te
+    while node is not None:
+        frames = [f for f in node.stack if not f.filename.startswith(_PACKAGE_DIR)]
+        node.stack = traceback.StackSummary.from_list(frames)
+        node = node.__cause__ or node.__context__
+    text = "".join(te.format()) if te.stack else None
+    return ErrorInfo(
+        kind=kind, type=type(exc).__name__, message=str(exc) or type(exc).__name__, traceback=text
+    )

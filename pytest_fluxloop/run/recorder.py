@@ -1,0 +1,166 @@
+"""The run recorder: the single writer of one experiment run.
+
+Every record of a run, from ``Experiment.run``, from pytest items in this process or from
+xdist workers, goes through one :class:`RunRecorder`: it opens the sinks once, fans each
+record out to them, counts what it has seen, applies the status policy at the end, and tells
+a :class:`RunListener` (the pytest hooks) about each record and the final summary.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..records import ExperimentSummary, TraceRecord
+from ..sinks.base import RunEnd, RunStart, Sink
+from ..sinks.files import FileSink
+from .status import final_status
+
+if TYPE_CHECKING:
+    from ..artifacts.resume import ResumeState
+    from .experiment import Experiment
+
+
+class RunListener(Protocol):
+    """Told about each record once every sink has it, and about the final summary."""
+
+    def record_written(self, record: TraceRecord, location: Path | None) -> None:
+        """A record reached every sink."""
+        ...
+
+    def experiment_finished(self, summary: ExperimentSummary, location: Path | None) -> None:
+        """The run finished; ``summary`` is what ``summary.json`` says."""
+        ...
+
+
+class RunRecorder:
+    """Owns the results of one run of one experiment (thread-safe through its sinks).
+
+    Build it with :meth:`for_experiment`, :meth:`open` it (or let the first :meth:`append`
+    do it), :meth:`append` each record, then :meth:`finish` once.
+    """
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        sinks: Sequence[Sink],
+        *,
+        listener: RunListener | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+        resumed_cases: int = 0,
+    ) -> None:
+        self.experiment = experiment
+        self.sinks = list(sinks)
+        self.listener = listener
+        self.extra_metadata = dict(extra_metadata or {})
+        self.resumed_cases = resumed_cases
+        """Cases done by the run being resumed: they count towards ``total_cases``."""
+        self.records = 0
+        self.failed = 0
+        self.summary: ExperimentSummary | None = None
+        self._opened = False
+
+    @classmethod
+    def for_experiment(
+        cls,
+        experiment: Experiment,
+        *,
+        output_root: Path | None = None,
+        resume: ResumeState | None = None,
+        listener: RunListener | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+    ) -> RunRecorder:
+        """The recorder with the sinks the experiment's config asks for (files today)."""
+        files = FileSink(experiment.cfg, override_root=output_root, resume=resume)
+        return cls(
+            experiment,
+            [files],
+            listener=listener,
+            extra_metadata=extra_metadata,
+            resumed_cases=len(resume.done) if resume is not None else 0,
+        )
+
+    @property
+    def location(self) -> Path | None:
+        """Where the results are (the first sink that has a location)."""
+        return next((s.location for s in self.sinks if s.location is not None), None)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the sinks were opened."""
+        return self._opened
+
+    def open(self, total_cases: int | None = None) -> None:
+        """Open every sink (ConfigError for an unusable output); idempotent.
+
+        ``total_cases`` is the number of cases this session will run (after selection);
+        by default the whole plan.
+        """
+        if self._opened:
+            return
+        experiment = self.experiment
+        cfg = experiment.cfg
+        todo = experiment.plan.total if total_cases is None else total_cases
+        start = RunStart(
+            experiment_name=experiment.name,
+            description=cfg.simulation.description,
+            total_cases=self.resumed_cases + todo,
+            seed=experiment.plan.seed,
+            config_snapshot=cfg.snapshot(),
+            metadata={
+                "config_path": str(cfg.config_path),
+                "project_root": str(cfg.project_root),
+                "config_files": {k: str(v) for k, v in cfg.sources.items()},
+                "target": cfg.simulation.runner.target_spec,
+                "inputs_source": experiment.plan.source,
+                "plan": experiment.plan.describe(),
+                "host": platform.node(),
+                **self.extra_metadata,
+            },
+        )
+        for sink in self.sinks:
+            sink.open(start)
+        self._opened = True
+
+    def append(self, record: TraceRecord) -> None:
+        """Hand ``record`` to every sink, count it, and tell the listener."""
+        self.open()
+        for sink in self.sinks:
+            sink.append(record)
+        self.records += 1
+        if not record.success or record.test_outcome == "failed":
+            self.failed += 1
+        if self.listener is not None:
+            self.listener.record_written(record, self.location)
+
+    def finish(
+        self,
+        exit_code: int | None,
+        *,
+        cut_off: bool = False,
+        stopped: bool = False,
+        selected: int | None = None,
+    ) -> ExperimentSummary | None:
+        """Finish every sink with the final status; returns the run's summary (once).
+
+        ``cut_off``: the run ended by an interrupt or exception. ``stopped``: it was asked to
+        stop early (``-x``, a fatal error); with fewer records than the ``selected`` cases
+        (default: the whole plan) it is ``interrupted``.
+        """
+        if self.summary is not None or not self._opened:
+            return self.summary
+        todo = selected if selected is not None else self.experiment.plan.total
+        unfinished = self.records < todo
+        end = RunEnd(
+            status=final_status(exit_code, cut_off=cut_off, stopped=stopped, unfinished=unfinished),
+            exit_code=exit_code,
+            total_cases=self.resumed_cases + todo,
+            leaked_threads=self.experiment.leaked_threads,
+        )
+        summaries = [sink.finish(end) for sink in self.sinks]
+        self.summary = next((s for s in summaries if s is not None), None)
+        if self.summary is not None and self.listener is not None:
+            self.listener.experiment_finished(self.summary, self.location)
+        return self.summary

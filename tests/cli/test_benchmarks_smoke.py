@@ -1,0 +1,71 @@
+"""The benchmarks still run: ``benchmarks/run.py overhead io --smoke`` as a real process.
+
+Tiny sizes and one run per side, so it checks the harness and the generated projects (every
+run's artifacts are verified by the script), not speed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = REPO / "benchmarks" / "run.py"
+
+pytestmark = pytest.mark.slow
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without the outer pytest's (xdist worker, addopts) variables."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"))
+    }
+
+
+def test_benchmarks_smoke_run_prints_the_table() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "overhead", "io", "--smoke", "--quiet"],
+        cwd=REPO,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,  # hang guard; it takes ~15 s on 2 busy cores
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "ERROR in" not in out
+    lines = out.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.startswith("benchmark ")), None)
+    assert header is not None, out
+    assert [cell.strip() for cell in lines[header].split("|")] == [
+        "benchmark",
+        "ours",
+        "baseline",
+        "ratio",
+        "target",
+        "result",
+    ]
+    rows = {
+        cells[0]: cells
+        for line in lines[header + 2 :]
+        if "|" in line
+        for cells in [[cell.strip() for cell in line.split("|")]]
+    }
+    assert set(rows) == {
+        "1 overhead, 20 instant cases (wall)",
+        "2 I/O sync, parallel_runs 10 vs 1 (span)",
+        "2 I/O async, parallel_runs 20 vs 1 (span)",
+    }, out
+    for name, cells in rows.items():
+        assert re.fullmatch(r"\d+\.\d+ s", cells[1]), (name, cells)
+        assert re.fullmatch(r"\d+\.\d+x( faster)?", cells[3]), (name, cells)
+        assert cells[5] == "smoke", (name, cells)
+    assert re.search(r"medians of 1 runs per side", out), out
