@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
+from ..errors import FluxloopError
 from .config_cmd import config_schema
 from .init_cmd import init_project
 from .pytest_args import build_pytest_args
@@ -21,7 +23,25 @@ from .run import EXIT_USAGE_ERROR, run_experiment
 __all__ = ["build_pytest_args", "cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UsageFailure(click.ClickException):
+    """A usage or configuration error: ``Error: <message>`` and exit code 4, like pytest's."""
+
+    exit_code = EXIT_USAGE_ERROR
+
+
+class _Commands(click.Group):
+    """The CLI's one boundary for our errors: a :class:`FluxloopError` raised anywhere in a
+    command (a bad config, a missing project, an unusable folder) is shown as its message,
+    with exit code 4, never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FluxloopError as err:
+            raise UsageFailure(str(err)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pytest-fluxloop", prog_name="fluxloop")
 def cli() -> None:
     """FluxLoop: simulate users talking to your AI agent, as pytest tests."""

@@ -34,12 +34,10 @@ def init_project(name: str, root: Path, force: bool) -> None:
     NAME may contain letters, digits, '-' and '_'. Existing files are never overwritten
     unless --force is given.
     """
-    from .scaffold import ScaffoldError, scaffold_project
+    from .scaffold import scaffold_project
 
-    try:
+    try:  # a ScaffoldError (folder not empty ...) is shown by the CLI's error boundary
         result = scaffold_project(root.expanduser(), name, force=force)
-    except ScaffoldError as err:
-        raise click.ClickException(str(err)) from None
     except OSError as err:  # permission denied, read-only filesystem, ...
         raise click.ClickException(f"cannot create project in {root / name}: {err}") from None
 

@@ -22,7 +22,6 @@ from ..config.overrides import OVERRIDES, SUPERVISOR_PROVIDERS, OverrideSpec, sp
 from .pytest_args import (
     DEFAULT_CONFIG,
     DEFAULT_ROOT,
-    ConfigNotFoundError,
     build_pytest_args,
     resolve_config_path,
 )
@@ -222,17 +221,13 @@ def _option_of(loc: tuple[int | str, ...]) -> str:
         return name
 
 
-def _load_experiment(ctx: click.Context, config_path: Path, overrides: Overrides) -> Experiment:
+def _load_experiment(config_path: Path, overrides: Overrides) -> Experiment:
     """``Experiment.load``, the plugin's entry point, plus the output checks the plugin makes
-    before writing; any ConfigError exits 4 before anything is shown or asked."""
-    from ..errors import ConfigError
+    before writing: a ConfigError fails the command (exit 4) before anything is shown."""
     from ..run import Experiment
 
-    try:
-        experiment = Experiment.load(config_path, overrides)
-        experiment.check_output()
-    except ConfigError as err:
-        _fail(ctx, str(err))
+    experiment = Experiment.load(config_path, overrides)
+    experiment.check_output()
     return experiment
 
 
@@ -276,10 +271,7 @@ def run_experiment(
     4 usage or configuration error, 5 no cases selected.
     """
     cwd = Path.cwd()
-    try:
-        config_path = resolve_config_path(config, project, root, cwd)
-    except ConfigNotFoundError as err:
-        _fail(ctx, str(err))
+    config_path = resolve_config_path(config, project, root, cwd)  # ConfigNotFoundError: exit 4
 
     from ..config import project_root_for
 
@@ -288,7 +280,7 @@ def run_experiment(
 
     # Load, check and plan now, before showing or asking anything: a bad or unsupported
     # setting must fail fast, with nothing printed that looks like a start.
-    experiment = _load_experiment(ctx, config_path, given)
+    experiment = _load_experiment(config_path, given)
     for line in describe_plan(experiment.plan, experiment.cfg, cwd):
         click.echo(line)
     for notice in experiment.notices:

@@ -51,8 +51,12 @@ class _Worker:
                 pass
             finally:
                 self.thread.name = IDLE_NAME
+                # Back in the pool before the caller learns the job is done, so a start()
+                # right after Job.wait() reuses this thread instead of making another.
+                kept = self._pool._release(self)
                 job._done.set()
-                self._pool._release(self)
+            if not kept:
+                return  # the idle pool is full: this thread ends instead of idling forever
 
 
 class AgentThreads:
@@ -72,7 +76,10 @@ class AgentThreads:
         worker.submit(fn, (arg,), name, job)
         return job
 
-    def _release(self, worker: _Worker) -> None:
+    def _release(self, worker: _Worker) -> bool:
+        """Keep ``worker`` for reuse if the idle pool has room; False if it must exit."""
         with self._lock:
             if len(self._idle) < MAX_IDLE:
                 self._idle.append(worker)
+                return True
+            return False

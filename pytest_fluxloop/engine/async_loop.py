@@ -123,6 +123,13 @@ async def _within(ctx: Context, awaitable: Awaitable[T], call: AsyncCall[T]) -> 
         var.set(value)
     task = asyncio.current_task()
     call.task = task
+    if call.future.cancelled():
+        # Given up on (cancel()) before the loop got to it: the agent's code must not run
+        # at all, not even up to its first await, for a case that already ended.
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        call.finished.set()
+        raise asyncio.CancelledError
     try:
         return await _as_coroutine(awaitable)
     finally:

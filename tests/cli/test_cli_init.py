@@ -211,7 +211,9 @@ def test_init_refuses_to_overwrite(demo: Path) -> None:
     sim = demo / "configs" / "simulation.yaml"
     sim.write_text("# my edits\n")
     proc = run_cli("init", "project", "demo", cwd=demo.parent.parent)
-    assert proc.returncode != 0, describe(proc)
+    # Our errors cross the CLI's one boundary: a message and exit 4, never a traceback.
+    assert proc.returncode == 4, describe(proc)
+    assert proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr
     assert "refusing to overwrite" in proc.stderr
     assert "configs/simulation.yaml" in proc.stderr and "--force" in proc.stderr
     assert sim.read_text() == "# my edits\n"

@@ -388,6 +388,7 @@ def _experiment_dirs(project_dir: Path) -> list[Path]:
     return sorted((project_dir / "experiments").glob("exp_*"))
 
 
+@pytest.mark.slow
 def test_scaffolded_project_runs_end_to_end(tmp_path: Path) -> None:
     init = run_cli("init", "project", "demo", "--root", tmp_path / "fluxloop", cwd=tmp_path)
     assert init.returncode == 0, describe(init)
@@ -409,6 +410,7 @@ def test_scaffolded_project_runs_end_to_end(tmp_path: Path) -> None:
     assert f"Results: {exp_dir.relative_to(tmp_path)}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_run_from_project_dir_without_yes_does_not_wait_for_input(tmp_path: Path) -> None:
     result = scaffold_project(tmp_path / "fluxloop", "demo")
     proc = run_cli("run", "experiment", "-i", "2", cwd=result.project_dir)
@@ -419,6 +421,7 @@ def test_run_from_project_dir_without_yes_does_not_wait_for_input(tmp_path: Path
     assert json.loads((exp_dir / "summary.json").read_text())["total_traces"] == 6
 
 
+@pytest.mark.slow
 def test_failing_case_exits_1(tmp_path: Path) -> None:
     result = scaffold_project(tmp_path / "fluxloop", "demo")
     agent = result.project_dir / "agent.py"
@@ -438,6 +441,7 @@ def test_failing_case_exits_1(tmp_path: Path) -> None:
     assert "2 successful, 1 failed" in proc.stdout
 
 
+@pytest.mark.slow
 def test_no_selected_cases_exits_5(tmp_path: Path) -> None:
     result = scaffold_project(tmp_path / "fluxloop", "demo")
     proc = run_cli(

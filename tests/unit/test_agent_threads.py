@@ -221,11 +221,6 @@ def test_the_real_cap_is_64() -> None:
     assert agent_threads.MAX_IDLE == 64
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a worker not kept because the idle pool is full is never stopped; "
-    "it blocks on its own queue forever, so every burst above MAX_IDLE leaks threads",
-)
 def test_threads_beyond_the_idle_cap_exit(
     probes: list[Probe], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,11 +240,6 @@ def test_threads_beyond_the_idle_cap_exit(
     assert wait_until(lambda: sum(t is not None and t.is_alive() for t in threads) <= 1, 0.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (minor race): _Worker sets the job done before returning to the "
-    "pool, so a start() right after Job.wait() can spawn a new thread instead of reusing",
-)
 def test_worker_is_back_in_the_pool_when_wait_returns(probes: list[Probe]) -> None:
     pool = AgentThreads()
     original_release = pool._release

@@ -277,12 +277,6 @@ def test_cancel_before_the_task_starts_returns_true(loops: Loops) -> None:
     assert blocker.future.result(GUARD) == "unblocked"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: AsyncCall.cancel() returns True ('never started') for a call whose "
-    "task was not created yet, but once the loop gets to it the coroutine still runs "
-    "(up to its first await), after the case was given up on",
-)
 def test_a_call_cancelled_before_it_started_never_runs(loops: Loops) -> None:
     shared, _ = loops.make()
     entered, release = threading.Event(), threading.Event()

@@ -172,6 +172,7 @@ def sync_hanger(input_text: str) -> str:
     return "done"
 
 
+@pytest.mark.slow
 def test_sync_agent_timeout_leaks_a_daemon_thread() -> None:
     executor = executor_for(target_of(sync_hanger), timeout_seconds=0.5, max_retries=0)
     case = make_case("hang")
@@ -195,6 +196,7 @@ def test_sync_agent_timeout_leaks_a_daemon_thread() -> None:
     assert executor.leaked_threads == 1
 
 
+@pytest.mark.slow
 def test_async_agent_blocking_its_loop_still_times_out() -> None:
     async def blocker(input_text: str) -> str:
         time.sleep(30)  # blocks the event loop: cancellation can't get in
@@ -211,6 +213,7 @@ def test_async_agent_blocking_its_loop_still_times_out() -> None:
     assert all(t.daemon for t in fluxloop_threads(case.case_id))
 
 
+@pytest.mark.slow
 def test_async_agent_swallowing_cancellation_hits_the_hard_deadline() -> None:
     stop = threading.Event()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from support.engine_helpers import isolated_imports, make_case
-from unit.test_experiment_plain_python import make_project, only_experiment_dir
+from support.experiment_helpers import make_project, only_experiment_dir
 
 from pytest_fluxloop.engine.executor import CaseResult
 from pytest_fluxloop.engine.record import case_record, crashed_record
