@@ -5,22 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import BaseModel, ConfigDict, field_validator
+from support.judge_model import Score
 
 from pytest_fluxloop.llm import InvalidOutput, RawOutput, load_json, output_json, parse_model
-
-
-class Score(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    score: int
-
-    @field_validator("score")
-    @classmethod
-    def _in_range(cls, value: int) -> int:
-        if not 1 <= value <= 5:
-            raise ValueError("score must be between 1 and 5")
-        return value
 
 
 @pytest.mark.parametrize(

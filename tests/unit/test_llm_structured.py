@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict, field_validator
+from support.judge_model import Score
 from support.llm_server import (
     CHAT,
     MESSAGES,
@@ -51,19 +51,6 @@ needs_anthropic = pytest.mark.skipif(
     importlib.util.find_spec("anthropic") is None, reason="anthropic is not installed"
 )
 PROVIDERS = ["openai", pytest.param("anthropic", marks=needs_anthropic)]
-
-
-class Score(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    score: int
-
-    @field_validator("score")
-    @classmethod
-    def _in_range(cls, value: int) -> int:
-        if not 1 <= value <= 5:
-            raise ValueError("score must be between 1 and 5")
-        return value
 
 
 def judge_request(**overrides: Any) -> LLMRequest:
