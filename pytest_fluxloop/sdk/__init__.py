@@ -1,4 +1,9 @@
-"""Tracing SDK: decorators and the per-case trace context."""
+"""The SDK: production-safe instrumentation (``@agent``, ``@trace``, ``@tool``, ``event``)
+and the per-case trace context they record into.
+
+Production agents import it (through ``import fluxloop``), so it imports only the records
+and the leaf helpers below it: outside a FluxLoop case every decorator calls straight through.
+"""
 
 from __future__ import annotations
 
