@@ -21,7 +21,9 @@ Coercion rules (stable; artifact readers rely on them):
 * nesting deeper than ``max_depth`` -> ``"<max depth>"``;
 * dict keys -> ``str``;
 * lone surrogate code points in strings (``"\\udcff"`` from a bad decode) -> U+FFFD, so the
-  result can always be encoded as UTF-8;
+  result can always be encoded as UTF-8; with ``replaced=[...]`` the JSON path of each
+  string or key that lost one is added to that list (the record builder keeps them in
+  the record's ``metadata.replaced_invalid_unicode``, see :func:`replacement_note`);
 * anything else -> ``repr()`` truncated to ``max_repr`` characters.
 """
 
@@ -47,7 +49,10 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_REPR",
     "MAX_DEPTH_MARKER",
+    "MAX_REPLACED_PATHS",
+    "REPLACED_INVALID_UNICODE",
     "dumps_line",
+    "replacement_note",
     "to_jsonable",
 ]
 
@@ -55,6 +60,9 @@ CYCLE_MARKER = "<cycle>"
 MAX_DEPTH_MARKER = "<max depth>"
 DEFAULT_MAX_DEPTH = 64
 DEFAULT_MAX_REPR = 2_000
+REPLACED_INVALID_UNICODE = "replaced_invalid_unicode"
+"""The record ``metadata`` key that says which strings lost lone surrogates to U+FFFD."""
+MAX_REPLACED_PATHS = 20
 
 # Characters that str.splitlines() treats as line breaks but json.dumps(ensure_ascii=False)
 # leaves raw. They can only occur inside JSON strings, where an escape is equivalent.
@@ -64,13 +72,30 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_jsonable(
-    obj: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, max_repr: int = DEFAULT_MAX_REPR
+    obj: Any,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_repr: int = DEFAULT_MAX_REPR,
+    replaced: list[str] | None = None,
+    path: str = "",
 ) -> Any:
     """Return a JSON-safe copy of ``obj`` (dicts, lists, str, int, float, bool, None).
 
     Never raises for any input value; see the module docstring for the coercion rules.
+
+    Args:
+        replaced: when given, the JSON path (``output.items[2].text``; a key as
+            ``metadata.<key> (key)``) of every string whose lone surrogates became U+FFFD is
+            appended to it, so the change is not silent.
+        path: the path of ``obj`` itself in those entries (e.g. ``"output"``).
     """
-    return _Walker(max_depth, max_repr).walk(obj, 0)
+    return _Walker(max_depth, max_repr, replaced, path).walk(obj, 0)
+
+
+def replacement_note(replaced: list[str]) -> dict[str, Any]:
+    """What a record keeps under ``metadata.replaced_invalid_unicode``: ``count`` (every
+    replaced string or key) and ``paths`` (the first :data:`MAX_REPLACED_PATHS` of them)."""
+    return {"count": len(replaced), "paths": replaced[:MAX_REPLACED_PATHS]}
 
 
 def dumps_line(obj: Any) -> str:
@@ -113,21 +138,46 @@ def _iso(value: datetime | date | time) -> str:
 
 
 class _Walker:
-    """One traversal: tracks the containers on the current path to detect cycles."""
+    """One traversal: tracks the containers on the current path to detect cycles, and (when
+    asked for ``replaced``) the JSON path, to say where lone surrogates were replaced."""
 
-    __slots__ = ("_active", "_max_depth", "_max_repr")
+    __slots__ = ("_active", "_max_depth", "_max_repr", "_path", "_replaced")
 
-    def __init__(self, max_depth: int, max_repr: int) -> None:
+    def __init__(
+        self, max_depth: int, max_repr: int, replaced: list[str] | None = None, path: str = ""
+    ) -> None:
         self._max_depth = max_depth
         self._max_repr = max_repr
         self._active: set[int] = set()
+        self._replaced = replaced
+        # Maintained only when tracking: the common (untracked) walk stays as cheap as before.
+        self._path: list[str | int] = [path] if path else []
+
+    def _clean(self, text: str, is_key: bool = False) -> str:
+        cleaned = _clean_str(text)
+        if self._replaced is not None and cleaned is not text and cleaned != text:
+            where = _format_path(self._path)
+            if is_key:
+                where = f"{where}.{cleaned} (key)" if where else f"{cleaned} (key)"
+            self._replaced.append(where or "(value)")
+        return cleaned
+
+    def _child(self, step: str | int, value: Any, depth: int) -> Any:
+        """Walk ``value`` one step (key or index) below the current path."""
+        if self._replaced is None:
+            return self.walk(value, depth)
+        self._path.append(step)
+        try:
+            return self.walk(value, depth)
+        finally:
+            self._path.pop()
 
     def walk(self, obj: Any, depth: int) -> Any:
         # Scalars first: they are by far the most common values.
         if obj is None or isinstance(obj, bool):
             return obj
         if isinstance(obj, str):
-            return _clean_str(obj)
+            return self._clean(obj)
         if isinstance(obj, int) and not isinstance(obj, enum.Enum):
             return int(obj)
         if isinstance(obj, float) and not isinstance(obj, enum.Enum):
@@ -152,19 +202,26 @@ class _Walker:
         if isinstance(obj, BaseModel):
             return self.walk(self._dump_model(obj), depth)
         if isinstance(obj, Mapping):
-            return {self._key(k): self.walk(v, nxt) for k, v in list(obj.items())}
+            out: dict[str, Any] = {}
+            for k, v in list(obj.items()):
+                key = self._key(k)
+                out[key] = self._child(key, v, nxt)
+            return out
         if isinstance(obj, (set, frozenset)):
             items = list(obj)
             try:
                 items.sort()
             except TypeError:
                 items.sort(key=repr)
-            return [self.walk(v, nxt) for v in items]
+            return [self._child(i, v, nxt) for i, v in enumerate(items)]
         if isinstance(obj, (list, tuple)):
-            return [self.walk(v, nxt) for v in obj]
+            return [self._child(i, v, nxt) for i, v in enumerate(obj)]
         # Dataclass instance: walk its fields without dataclasses.asdict (which deep-copies
         # and recurses forever on cycles).
-        return {f.name: self.walk(getattr(obj, f.name, None), nxt) for f in dataclasses.fields(obj)}
+        return {
+            f.name: self._child(f.name, getattr(obj, f.name, None), nxt)
+            for f in dataclasses.fields(obj)
+        }
 
     def _dump_model(self, model: BaseModel) -> Any:
         try:
@@ -199,7 +256,7 @@ class _Walker:
 
     def _key(self, key: Any) -> str:
         if isinstance(key, str):
-            return _clean_str(key)
+            return self._clean(key, is_key=True)
         if key is None or isinstance(key, bool):
             return json.dumps(key)
         if isinstance(key, (bytes, bytearray)):
@@ -219,4 +276,12 @@ class _Walker:
             text = f"<unrepresentable {type(obj).__qualname__}>"
         if len(text) > self._max_repr:
             text = text[: self._max_repr - 3] + "..."
-        return _clean_str(text)
+        return self._clean(text)
+
+
+def _format_path(parts: list[str | int]) -> str:
+    """``["output", "items", 2]`` -> ``output.items[2]``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out

@@ -9,6 +9,8 @@ event inside it (one line of ``observations.jsonl``); ``ExperimentSummary`` is
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -39,8 +41,26 @@ class ErrorInfo(BaseModel):
     traceback: str | None = None
 
 
+class TruncationInfo(BaseModel):
+    """What a field cut to ``artifact_field_max_chars`` held in full (``<field>_truncated``).
+
+    For a text value, its length and the sha256 of its UTF-8 bytes; for any other value, the
+    same of its compact JSON text (which is also what the cut field then holds a prefix of).
+    ``traces.jsonl`` keeps the record's full ``input`` and ``output``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    length: int = Field(description="Characters in the full value (as text).")
+    sha256: str = Field(description="Hex sha256 of the full value's UTF-8 text.")
+
+
 class Observation(BaseModel):
-    """One event inside a trace (span start/end, LLM call, tool call, custom event)."""
+    """One event inside a trace (span start/end, LLM call, tool call, custom event).
+
+    In the artifact files, ``input``, ``output`` and ``error`` longer than the run's
+    ``artifact_field_max_chars`` are cut, with ``<field>_truncated`` next to them.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +75,9 @@ class Observation(BaseModel):
     error: str | None = None
     duration_ms: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    input_truncated: TruncationInfo | None = None
+    output_truncated: TruncationInfo | None = None
+    error_truncated: TruncationInfo | None = None
 
 
 class MultiTurnInfo(BaseModel):
@@ -133,6 +156,42 @@ def summary_projection_json(data: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
+TRUNCATED_FIELDS = ("input", "output", "error")
+"""Fields of a ``trace_summary.jsonl`` line or an observation that are cut when too long."""
+
+TRUNCATION_KEYS = tuple(f"{name}_truncated" for name in TRUNCATED_FIELDS)
+"""Where a cut field's :class:`TruncationInfo` goes (absent when nothing was cut)."""
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def truncate_fields(data: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """``data`` (one JSON line's object, in JSON form) with each of :data:`TRUNCATED_FIELDS`
+    longer than ``max_chars`` cut to its first ``max_chars`` characters (a non-text value
+    becomes a prefix of its JSON text) and ``<field>_truncated: {length, sha256}`` added.
+
+    Returns ``data`` itself when nothing is cut, else a shallow copy.
+    """
+    out = data
+    for name in TRUNCATED_FIELDS:
+        value = data.get(name)
+        if value is None or (isinstance(value, str) and len(value) <= max_chars):
+            continue
+        text = _as_text(value)
+        if len(text) <= max_chars:
+            continue
+        if out is data:
+            out = dict(data)
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        out[name] = text[:max_chars]
+        out[f"{name}_truncated"] = {"length": len(text), "sha256": digest}
+    return out
+
+
 def summary_projection(data: dict[str, Any], error: ErrorInfo | None) -> dict[str, Any]:
     """``trace_summary.jsonl`` line from a trace's JSON data and its error."""
     line = {key: data.get(key) for key in SUMMARY_KEYS}
@@ -165,4 +224,10 @@ class ExperimentSummary(BaseModel):
         default=0,
         description="Agents still running after their timeout (threads or tasks left behind).",
     )
+    pid: int | None = Field(
+        default=None,
+        description="Process id of the run that wrote this summary. A 'running' summary whose "
+        "process is gone on this host is a run that died; finish it with --resume.",
+    )
+    host: str | None = Field(default=None, description="Host name of that process.")
     config_snapshot: dict[str, Any] = Field(default_factory=dict)

@@ -11,6 +11,11 @@ A :class:`Redactor` returns a deep copy of JSON-like data in which
 * the exact values of secret environment variables (read once, at construction) and any
   extra literal secrets given to the constructor are replaced inside any string.
 
+A run's own secrets (the ``api_key`` values of its config files) are not shaped like
+anything: whoever builds a redactor for a run passes them as ``extra_secrets``
+(``LoadedConfig.secrets()``). :func:`install_log_redaction` puts the same scrubbing on the
+package's loggers.
+
 It runs on every record, so all patterns are compiled once at import (each a fast
 literal-prefix scan, see ``_SHAPES``), literal secrets once per instance, and key names are
 classified once and cached.
@@ -19,13 +24,22 @@ classified once and cached.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
-__all__ = ["REDACTED", "Redactor", "is_secret_key", "redact", "secret_env_values"]
+__all__ = [
+    "PACKAGE_LOGGERS",
+    "REDACTED",
+    "RedactingLogFilter",
+    "Redactor",
+    "install_log_redaction",
+    "is_secret_key",
+    "redact",
+    "secret_env_values",
+]
 
 REDACTED = "***REDACTED***"
 
@@ -136,7 +150,6 @@ def _key_value_repl(match: re.Match[str]) -> str:
     return f"{match.group('key')}{match.group('scheme') or ''}{quote}{REDACTED}{quote}"
 
 
-@lru_cache(maxsize=4096)
 @functools.lru_cache(maxsize=4096)  # records repeat the same few keys over and over
 def is_secret_key(key: str) -> bool:
     """Whether a mapping key names a secret (case-insensitive, ``_``/``-``/camelCase aware).
@@ -282,3 +295,76 @@ def redact(obj: Any) -> Any:
     if _default is None or _default[0] != env_secrets:
         _default = (env_secrets, Redactor())
     return _default[1](obj)
+
+
+#: The loggers of this package; :func:`install_log_redaction` filters each of them.
+PACKAGE_LOGGERS = ("pytest_fluxloop", "pytest_fluxloop.llm")
+
+
+class RedactingLogFilter(logging.Filter):
+    """A logging filter that redacts each record's message (and traceback text) in place.
+
+    A filter on a logger sees only the records logged *on that logger* (not those of its
+    children), so :func:`install_log_redaction` puts the one instance on every package
+    logger. The redactor is rebuilt when the secrets change, as :func:`redact` does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: frozenset[str] = frozenset()
+        self._current: tuple[frozenset[str], frozenset[str], Redactor] | None = None
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Also scrub these literal values from now on (short ones are ignored)."""
+        self._secrets = self._secrets | frozenset(s for s in secrets if isinstance(s, str))
+
+    def redactor(self) -> Redactor:
+        """The redactor for the registered secrets and the current environment."""
+        env = secret_env_values()
+        current = self._current
+        if current is None or current[0] != self._secrets or current[1] != env:
+            current = (self._secrets, env, Redactor(self._secrets))
+            self._current = current
+        return current[2]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact ``record`` in place; never drops it."""
+        try:
+            message = record.getMessage()
+        except Exception:
+            # A broken format string: keep its text, drop the arguments (they may hold a
+            # secret, and logging's own error report would print them unredacted).
+            message = str(record.msg)
+        redactor = self.redactor()
+        record.msg = redactor.redact_text(message)
+        # The message is formatted now, so arguments (where a key would hide) are gone.
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse a cached exc_text: fill it, redacted, before any handler runs.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redactor.redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redactor.redact_text(record.stack_info)
+        return True
+
+
+_LOG_FILTER = RedactingLogFilter()
+
+
+def install_log_redaction(secrets: Iterable[str] = ()) -> RedactingLogFilter:
+    """Redact every log line of this package: ``secrets``, the environment's keys and every
+    credential shape. Idempotent; secrets from later calls are added to earlier ones.
+
+    Loggers are created here if they do not exist yet, so modules imported later (the LLM
+    clients) log through the filtered logger too.
+    """
+    _LOG_FILTER.add_secrets(secrets)
+    manager = logging.Logger.manager
+    names = set(PACKAGE_LOGGERS)
+    names.update(name for name in list(manager.loggerDict) if name.startswith("pytest_fluxloop."))
+    for name in sorted(names):
+        logger = logging.getLogger(name)
+        if _LOG_FILTER not in logger.filters:
+            logger.addFilter(_LOG_FILTER)
+    return _LOG_FILTER

@@ -99,16 +99,36 @@ def slugify_suffix(name: str) -> str:
     return slug[:MAX_SUFFIX_LENGTH].strip("._-")
 
 
-def resolve_output_root(output_directory: str | Path, project_root: Path) -> Path:
-    """Resolve the configured output directory to an absolute path.
+def resolve_output_root(
+    output_directory: str | Path,
+    project_root: Path | None,
+    *,
+    base: Path | None = None,
+) -> Path:
+    """Resolve an output directory to an absolute path, refusing symlink and ``..`` escapes.
 
-    Relative paths are taken from ``project_root`` and, after following symlinks, must stay
-    inside it. An explicit absolute path (``~`` is expanded) is the user's choice and is
-    returned resolved, wherever it points.
+    One rule for every way of giving the path (``output_directory`` in the config,
+    ``--output-dir``, ``--fluxloop-output-dir``, ``Experiment.run(output_root=...)``):
+
+    1. A relative path is taken from ``base`` (default: ``project_root``; the command line
+       passes the current directory) and, after following ``..`` and symlinks, must stay
+       inside ``base``.
+    2. Once a path reaches inside ``project_root`` (relative or absolute, whatever symlinks
+       spell the way there), following a symlink or ``..`` may not lead it back out.
+
+    So an explicit absolute path (``~`` is expanded) may name any place outside the project,
+    but no symlink can silently redirect results out of the directory they were meant for.
+
+    Args:
+        output_directory: the path as the user gave it.
+        project_root: the project root; None when it is not known yet (a command-line option
+            checked before the config is loaded): only rule 1 is applied then, and the
+            loader applies rule 2 later to the same (unresolved) path.
+        base: the directory a relative path is relative to.
 
     Raises:
-        OutputPathError: for a NUL byte, or a relative path/symlink that leads outside
-            ``project_root`` (the message names both paths).
+        OutputPathError: for a NUL byte or an empty path, or an escape (the message names
+            the value, where it leads, the directory it left and the fix).
     """
     text = os.fspath(output_directory)
     if "\x00" in text or not text.strip():
@@ -116,18 +136,46 @@ def resolve_output_root(output_directory: str | Path, project_root: Path) -> Pat
             f"invalid output directory {text!r}: it is empty or contains a NUL byte; "
             "set output_directory / --output-dir to a directory path"
         )
-    root = Path(project_root).resolve()
     given = Path(text).expanduser()
     if given.is_absolute():
-        return given.resolve()
-    resolved = (root / given).resolve()
-    if not resolved.is_relative_to(root):
-        raise OutputPathError(
-            f"output directory {text!r} resolves to {str(resolved)!r}, outside the project root "
-            f"{str(root)!r} (through '..' or a symlink); use a directory inside the project, "
-            "or give an absolute output_directory / --output-dir to write elsewhere on purpose"
-        )
+        path = given
+    else:
+        start = Path(base if base is not None else project_root or Path.cwd()).absolute()
+        path = start / given
+        fence = start.resolve()
+        if not path.resolve().is_relative_to(fence):
+            label = "the project root" if base is None else "the directory it is relative to"
+            raise OutputPathError(
+                f"output directory {text!r} resolves to {str(path.resolve())!r}, outside "
+                f"{str(fence)!r}, {label} (through '..' or a symlink); "
+                "use a directory inside it, or give the real location as an absolute "
+                "output_directory / --output-dir to write elsewhere on purpose"
+            )
+    resolved = path.resolve()
+    if project_root is not None:
+        root = Path(project_root).resolve()
+        entered = _entered(path, root)
+        if entered is not None and not resolved.is_relative_to(root):
+            raise OutputPathError(
+                f"output directory {text!r} resolves to {str(resolved)!r}, outside the project "
+                f"root {str(root)!r}: it reaches the project at {str(entered)!r}, then a "
+                "symlink (or '..') leads it out; use a directory inside the project, or give "
+                f"the real location ({str(resolved)!r}) as an absolute output_directory / "
+                "--output-dir to write there on purpose"
+            )
     return resolved
+
+
+def _entered(path: Path, root: Path) -> Path | None:
+    """The first prefix of absolute ``path`` that, symlinks followed, lies inside ``root``."""
+    parts = path.parts
+    for end in range(1, len(parts) + 1):
+        prefix = Path(*parts[:end])
+        # Each prefix is resolved as the OS would walk it, so a symlinked spelling of the
+        # project (macOS /tmp -> /private/tmp, a symlinked home) still counts as entering it.
+        if prefix.resolve().is_relative_to(root):
+            return prefix
+    return None
 
 
 def _not_writable(path: Path, reason: object) -> OutputPathError:

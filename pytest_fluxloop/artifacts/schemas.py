@@ -26,7 +26,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..records import ErrorKind, ExperimentSummary, Observation, TraceRecord, TraceStatus
+from ..records import (
+    ErrorKind,
+    ExperimentSummary,
+    Observation,
+    TraceRecord,
+    TraceStatus,
+    TruncationInfo,
+)
 
 __all__ = [
     "JSON_SCHEMA_DIALECT",
@@ -60,6 +67,10 @@ class TraceSummaryLine(BaseModel):
     attempts: int
     error: str | None
     error_kind: ErrorKind | None
+    # Present only when the field was cut to artifact_field_max_chars.
+    input_truncated: TruncationInfo | None = None
+    output_truncated: TruncationInfo | None = None
+    error_truncated: TruncationInfo | None = None
 
 
 def _schema(model: type[BaseModel], description: str) -> dict[str, Any]:

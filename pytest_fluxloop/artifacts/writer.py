@@ -16,6 +16,15 @@ Every JSONL line is coerced with :func:`~.jsonsafe.to_jsonable`, redacted, writt
 flushed to the OS before :meth:`ExperimentWriter.append` returns. Per record the detail
 files are written first and ``trace_summary.jsonl`` last, so a trace listed there is complete
 in the other files. Only running aggregates are kept in memory.
+
+Crash safety: a record is in all its files or in none. When a write fails (disk full, file
+too large, I/O error), every file of that record is truncated back to where the record
+began, so each file still ends with a whole line and nothing written earlier is lost. While
+the run goes on, ``summary.json`` says ``running`` with the counts so far (rewritten at most
+every :data:`CHECKPOINT_SECONDS`) and the ``pid`` and ``host`` of the writing process, so a
+run that died can be told from one that is still going. A small hidden :data:`RESERVE_FILE`
+holds disk space for the final summary until :meth:`ExperimentWriter.finish` releases it: a
+disk that fills up during the run still gets its summary.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import os
 import platform
 import tempfile
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -42,25 +52,32 @@ from pydantic_core import PydanticSerializationError
 from ..errors import ArtifactWriteError
 from ..jsonsafe import dumps_line, to_jsonable
 from ..records import (
+    TRUNCATION_KEYS,
     ExperimentSummary,
     SummaryStatus,
     TraceRecord,
     summary_projection_json,
+    truncate_fields,
     utcnow,
 )
 from ..redact import Redactor
 from .paths import make_experiment_dir, validate_experiment_name
 
 __all__ = [
+    "CHECKPOINT_SECONDS",
     "CONFIG_FILE",
+    "DEFAULT_MAX_FIELD_CHARS",
+    "JSONL_FILES",
     "METADATA_FILE",
     "OBSERVATIONS_FILE",
+    "RESERVE_FILE",
     "SUMMARY_FILE",
     "TRACES_FILE",
     "TRACE_SUMMARY_FILE",
     "ArtifactWriteError",
     "ExperimentWriter",
     "FinalStatus",
+    "record_lines",
 ]
 
 SUMMARY_FILE = "summary.json"
@@ -69,8 +86,22 @@ CONFIG_FILE = "config.yaml"
 TRACE_SUMMARY_FILE = "trace_summary.jsonl"
 TRACES_FILE = "traces.jsonl"
 OBSERVATIONS_FILE = "observations.jsonl"
+JSONL_FILES = (TRACE_SUMMARY_FILE, TRACES_FILE, OBSERVATIONS_FILE)
+RESERVE_FILE = ".fluxloop-reserve"
+"""Disk space held for the final ``summary.json``; deleted by ``finish``."""
+RESERVE_BYTES = 64 * 1024
+
+CHECKPOINT_SECONDS = 0.5
+"""``summary.json`` (status ``running``) is rewritten when a record arrives this long after the
+last rewrite: a run that dies leaves counts at most this far behind its lines. By time, not
+by count: a rewrite (temp file and rename, no fsync) costs about a millisecond on some file
+systems, so a count-based rewrite would slow fast runs; slow agents get one per record."""
 
 FinalStatus = Literal["complete", "interrupted", "failed"]
+
+DEFAULT_MAX_FIELD_CHARS = 100_000
+"""Default cap on an input/output/error in ``trace_summary.jsonl`` and observations (the
+``artifact_field_max_chars`` setting; ``traces.jsonl`` keeps the record's full values)."""
 
 
 def _reason(exc: OSError) -> str:
@@ -84,17 +115,20 @@ def _fluxloop_version() -> str:
         return "unknown"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data``: temp file in the same dir, fsync, ``os.replace``.
 
-    Readers see either the old or the new file, never a partial one.
+    Readers see either the old or the new file, never a partial one. ``durable=False`` skips
+    the fsync (still atomic for readers and for a killed process, not for a power cut): for
+    the frequent running-summary rewrites.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -103,20 +137,27 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 class _LineFile:
-    """An append-only JSONL file: one ``write`` per batch of lines, no user-space buffer."""
+    """An append-only JSONL file: one ``write`` per batch of lines, no user-space buffer.
+
+    ``end`` is where the last whole line ends (the writer is the file's only writer), so a
+    failed append can be cut back to it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         # a+b: appends always go to the end; readable so a torn last line can be detected.
         self._fh: IO[bytes] = open(path, "a+b", buffering=0)  # noqa: SIM115 - long-lived
+        self.end = os.fstat(self._fh.fileno()).st_size
         self._torn = False
 
     def write_lines(self, lines: list[str]) -> None:
+        """Append ``lines``; on an OSError raise ArtifactWriteError (maybe half written:
+        :meth:`truncate` cuts it back)."""
         data = "".join(f"{line}\n" for line in lines).encode("utf-8")
         try:
             if self._torn and not self._ends_with_newline():
-                # A failed write may have left half a line; start on a fresh line so the
-                # next record stays parseable (readers skip the broken one).
+                # Cutting a failed write back failed too: start on a fresh line so the next
+                # record stays parseable (readers skip the broken one).
                 data = b"\n" + data
             view = memoryview(data)
             while view:
@@ -128,6 +169,19 @@ class _LineFile:
         except OSError as exc:
             self._torn = True
             raise ArtifactWriteError(self.path, _reason(exc)) from exc
+        self.end += len(data)
+
+    def truncate(self, size: int) -> None:
+        """Cut the file back to ``size`` bytes (the end of a whole line); best effort."""
+        try:
+            os.ftruncate(self._fh.fileno(), size)
+        except OSError:
+            self._torn = True  # the next write starts on a fresh line instead
+            with contextlib.suppress(OSError):
+                self.end = os.fstat(self._fh.fileno()).st_size
+            return
+        self.end = size
+        self._torn = False
 
     def _ends_with_newline(self) -> bool:
         size = os.fstat(self._fh.fileno()).st_size
@@ -139,6 +193,21 @@ class _LineFile:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._fh.close()
+
+
+def _make_reserve(path: Path, size: int) -> bool:
+    """Write ``size`` real bytes to ``path`` (not a sparse file: the blocks must be taken).
+
+    Best effort: on a nearly full disk or under a file-size limit there is simply no reserve.
+    """
+    try:
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * size)
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return False
 
 
 class ExperimentWriter:
@@ -162,6 +231,7 @@ class ExperimentWriter:
         save_traces: bool,
         save_aggregated_metrics: bool,
         redactor: Redactor,
+        max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
     ) -> None:
         """Open the JSONL files of an existing directory. Prefer :meth:`create`."""
         self.path = path
@@ -176,6 +246,7 @@ class ExperimentWriter:
         self.save_traces = save_traces
         self.save_aggregated_metrics = save_aggregated_metrics
         self._redactor = redactor
+        self.max_field_chars = max_field_chars
         # Re-entrant: finish() builds the summary while holding the lock.
         self._lock = threading.RLock()
         self._total = 0
@@ -185,6 +256,9 @@ class ExperimentWriter:
         self._by_error_kind: Counter[str] = Counter()
         self._final: ExperimentSummary | None = None
         self._closed = False
+        self.summary_extra: dict[str, Any] = {}
+        """Keys written into every ``summary.json`` next to the model fields (``resumed_runs``)."""
+        self._saved_at = time.monotonic()
         self._trace_summary: _LineFile | None = None
         self._traces: _LineFile | None = None
         self._observations: _LineFile | None = None
@@ -196,6 +270,7 @@ class ExperimentWriter:
         except OSError as exc:
             self._close_files()
             raise ArtifactWriteError(Path(exc.filename or path), _reason(exc)) from exc
+        self._reserve: Path | None = None
 
     @classmethod
     def create(
@@ -213,13 +288,16 @@ class ExperimentWriter:
         suffix: str | None = None,
         now: datetime | None = None,
         redactor: Redactor | None = None,
+        max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
     ) -> ExperimentWriter:
         """Create a fresh experiment directory under ``output_root`` and open its files.
 
         ``now`` is the start time (naive values are taken as UTC); by default the current
         time, with the directory named in local time. ``experiment_name`` is validated
         before anything is written. ``redactor`` defaults to a :class:`Redactor` that reads
-        the environment now.
+        the environment now; a run passes one that also knows its config's secrets.
+        ``max_field_chars`` caps each field of the summary lines and observations
+        (:func:`record_lines`).
 
         Raises:
             OutputPathError: for an unsafe experiment name or an unwritable ``output_root``.
@@ -248,6 +326,7 @@ class ExperimentWriter:
             save_traces=save_traces,
             save_aggregated_metrics=save_aggregated_metrics,
             redactor=redactor,
+            max_field_chars=max_field_chars,
         )
         try:
             writer._write_file(
@@ -270,10 +349,11 @@ class ExperimentWriter:
                     "platform": platform.platform(),
                 }
                 writer._write_json(METADATA_FILE, meta)
-                writer._write_json(SUMMARY_FILE, writer.summary("running"))
+                writer.write_running_summary()
         except BaseException:
             writer._close_files()
             raise
+        writer.reserve_space()
         return writer
 
     # -- appending ---------------------------------------------------------------------
@@ -290,23 +370,52 @@ class ExperimentWriter:
         # Serialise and redact outside the lock; only the writes are serialised.
         full = self._redactor(_record_json(record))
         # Projected from the redacted record: one conversion and one redaction pass.
-        summary_line = dumps_line(summary_projection_json(full))
-        detail_lines: list[str] = []
-        observation_lines: list[str] = []
-        if self.save_traces:
-            detail_lines = [dumps_line(full)]
-            observation_lines = [dumps_line(o) for o in full.get("observations") or []]
+        summary_line, detail_lines, observation_lines = record_lines(
+            full, save_traces=self.save_traces, max_field_chars=self.max_field_chars
+        )
+        assert self._trace_summary is not None
+        # trace_summary.jsonl last on purpose: a trace listed there is complete elsewhere.
+        batches = [
+            (self._observations, observation_lines),
+            (self._traces, detail_lines),
+            (self._trace_summary, [summary_line]),
+        ]
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"experiment writer for {self.path} is already finished")
-            if self._observations is not None and observation_lines:
-                self._observations.write_lines(observation_lines)
-            if self._traces is not None:
-                self._traces.write_lines(detail_lines)
-            assert self._trace_summary is not None
-            # Last on purpose: a trace listed in trace_summary.jsonl is complete elsewhere.
-            self._trace_summary.write_lines([summary_line])
+            pending = [(f, lines) for f, lines in batches if f is not None and lines]
+            marks = [(f, f.end) for f, _ in pending]
+            try:
+                for line_file, lines in pending:
+                    line_file.write_lines(lines)
+            except ArtifactWriteError:
+                # All or nothing: cut every file of this record back to where it began, so
+                # no file keeps half a line or a record the others don't have.
+                for line_file, end in marks:
+                    line_file.truncate(end)
+                raise
             self._count(record)
+            if (
+                self.save_aggregated_metrics
+                and time.monotonic() - self._saved_at >= CHECKPOINT_SECONDS
+            ):
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Rewrite the running ``summary.json`` with the counts so far (no fsync)."""
+        # Best effort: the lines are on disk; the final summary or --resume counts them.
+        with contextlib.suppress(ArtifactWriteError):
+            self.write_running_summary(durable=False)
+
+    def write_running_summary(self, *, durable: bool = True) -> None:
+        """Write ``summary.json`` with status ``running`` and the counts so far.
+
+        Raises:
+            ArtifactWriteError: if it cannot be written (the previous one stays intact).
+        """
+        with self._lock:
+            self._saved_at = time.monotonic()
+            self._write_summary(self._build_summary("running"), durable=durable)
 
     def _count(self, record: TraceRecord) -> None:
         error_kind = record.error.kind if record.error is not None else None
@@ -360,6 +469,8 @@ class ExperimentWriter:
             completed_at=None if status == "running" else utcnow(),
             seed=self.seed,
             leaked_threads=self.leaked_threads,
+            pid=os.getpid(),
+            host=platform.node(),
             config_snapshot=self.config_snapshot,
         )
 
@@ -372,7 +483,9 @@ class ExperimentWriter:
         """Write the final ``summary.json`` atomically, close the files, return the summary.
 
         ``extra`` keys are added to ``summary.json`` next to the model fields (they may not
-        replace one). Idempotent: later calls return the first summary and write nothing.
+        replace one), after :attr:`summary_extra`. Idempotent: later calls return the first
+        summary and write nothing. The disk space reserve is released first, so the summary
+        can be written on a disk that filled up during the run.
 
         Raises:
             ValueError: if an ``extra`` key collides with an ExperimentSummary field.
@@ -388,10 +501,9 @@ class ExperimentWriter:
             summary = self.summary(status).model_copy(update={"exit_code": exit_code})
             self._closed = True
             self._close_files()
+            self._release_reserve()
             if self.save_aggregated_metrics:
-                data = summary.model_dump(mode="json")
-                data.update(to_jsonable(extra) if extra else {})
-                self._write_json(SUMMARY_FILE, data)
+                self._write_summary(summary, extra)
             self._final = summary
             return summary
 
@@ -402,17 +514,51 @@ class ExperimentWriter:
 
     # -- files -------------------------------------------------------------------------
 
-    def _write_json(self, name: str, data: Any) -> None:
+    def _write_summary(
+        self,
+        summary: ExperimentSummary,
+        extra: dict[str, Any] | None = None,
+        *,
+        durable: bool = True,
+    ) -> None:
+        data = summary.model_dump(mode="json")
+        data.update(to_jsonable(self.summary_extra) if self.summary_extra else {})
+        data.update(to_jsonable(extra) if extra else {})
+        self._write_json(SUMMARY_FILE, data, durable=durable)
+
+    def _write_json(self, name: str, data: Any, *, durable: bool = True) -> None:
         payload = self._redactor(to_jsonable(data))
         text = json.dumps(payload, ensure_ascii=False, allow_nan=False, indent=2)
-        self._write_file(name, (text + "\n").encode("utf-8", errors="backslashreplace"))
+        self._write_file(
+            name, (text + "\n").encode("utf-8", errors="backslashreplace"), durable=durable
+        )
 
-    def _write_file(self, name: str, data: bytes) -> None:
+    def _write_file(self, name: str, data: bytes, *, durable: bool = True) -> None:
         target = self.path / name
         try:
-            write_atomic(target, data)
+            write_atomic(target, data, durable=durable)
         except OSError as exc:
             raise ArtifactWriteError(target, _reason(exc)) from exc
+
+    def reserve_space(self) -> None:
+        """Hold disk space for the final ``summary.json`` in :data:`RESERVE_FILE` until
+        :meth:`finish`, so a disk that fills up during the run still gets its summary.
+
+        Taken after the initial files (it must never be what fails a run's start); best
+        effort: on a nearly full disk, or under a file-size limit, there is no reserve.
+        """
+        if not self.save_aggregated_metrics or self._reserve is not None:
+            return
+        # Room for a summary twice the size of the config snapshot it carries, at least.
+        size = RESERVE_BYTES + 2 * len(json.dumps(self.config_snapshot, default=str))
+        if _make_reserve(self.path / RESERVE_FILE, size):
+            self._reserve = self.path / RESERVE_FILE
+
+    def _release_reserve(self) -> None:
+        if self._reserve is not None:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+            self._reserve = None
 
     def _close_files(self) -> None:
         for f in (self._trace_summary, self._traces, self._observations):
@@ -437,6 +583,43 @@ class ExperimentWriter:
 
     def __repr__(self) -> str:
         return f"<ExperimentWriter {str(self.path)!r} run_id={self.run_id} traces={self._total}>"
+
+
+def record_lines(
+    full: dict[str, Any], *, save_traces: bool, max_field_chars: int
+) -> tuple[str, list[str], list[str]]:
+    """The JSONL lines of one (redacted) record: its ``trace_summary.jsonl`` line, its
+    ``traces.jsonl`` lines and its ``observations.jsonl`` lines (none without ``save_traces``).
+
+    A big value is kept whole once: ``traces.jsonl`` has the record's full ``input`` and
+    ``output``; the summary line and every observation (in both files) cut fields longer
+    than ``max_field_chars`` and record ``<field>_truncated: {length, sha256}``
+    (:func:`~pytest_fluxloop.records.truncate_fields`).
+    """
+    summary = summary_projection_json(full)
+    summary_line = dumps_line(summary)
+    if len(summary_line) > max_field_chars:  # no field can be longer than its whole line
+        summary_line = dumps_line(truncate_fields(summary, max_field_chars))
+    if not save_traces:
+        return summary_line, [], []
+    observation_lines: list[str] = []
+    observations = full.get("observations")
+    if isinstance(observations, list) and observations:
+        kept: list[Any] = []
+        for obs in observations:
+            if isinstance(obs, dict):
+                # Unset truncation fields stay out of the files (lines as before them).
+                for key in TRUNCATION_KEYS:
+                    if key in obs and obs[key] is None:
+                        del obs[key]
+            line = dumps_line(obs)
+            if isinstance(obs, dict) and len(line) > max_field_chars:
+                obs = truncate_fields(obs, max_field_chars)
+                line = dumps_line(obs)
+            kept.append(obs)
+            observation_lines.append(line)
+        full = {**full, "observations": kept}
+    return summary_line, [dumps_line(full)], observation_lines
 
 
 def _record_json(record: TraceRecord) -> dict[str, Any]:

@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from ..records import ExperimentSummary
     from ..run import Experiment
 
-__all__ = ["SUPERVISOR_PROVIDERS", "describe_plan", "describe_summary", "run_experiment"]
+__all__ = [
+    "SUPERVISOR_PROVIDERS",
+    "describe_dead_runs",
+    "describe_plan",
+    "describe_summary",
+    "run_experiment",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,15 +145,31 @@ def _cli_overrides(
 
     ``--output-dir`` is taken from the current directory; ``--inputs``/``--resume`` too,
     unless only the project root has that path (then the project-relative spelling stays).
+    ``--output-dir`` must not leave the current directory through ``..`` or a symlink when
+    relative (checked here, where the base is known), and stays unresolved for the loader,
+    which checks that no symlink leads it out of the project.
     """
     fields: dict[str, Any] = {}
     for spec in OVERRIDES:
         value = values.get(spec.name)
         if spec.path is not None:
+            if spec.path.stays_inside and value is not None:
+                _check_stays_inside(ctx, spec, value, cwd)
             base = project_root if spec.path.cli_base == "cwd_or_project" else None
             value = _user_path(value, cwd, base)
         fields[spec.name] = value
     return _build_overrides(ctx, fields)
+
+
+def _check_stays_inside(ctx: click.Context, spec: OverrideSpec, value: Path, cwd: Path) -> None:
+    """Exit 4 when ``..`` or a symlink leads a relative ``value`` out of ``cwd``."""
+    from ..artifacts.paths import resolve_output_root
+    from ..errors import OutputPathError
+
+    try:
+        resolve_output_root(value, None, base=cwd)
+    except OutputPathError as exc:
+        _fail(ctx, f"{spec.cli_flag}: {exc}")
 
 
 def _plural(count: int, noun: str) -> str:
@@ -197,6 +219,32 @@ def describe_summary(
     return lines
 
 
+def describe_dead_runs(cfg: LoadedConfig, cwd: Path) -> list[str]:
+    """``[WARN]`` lines about earlier runs in the output directory that died before their end
+    (``summary.json`` still ``running``, their process gone), each with how to finish it.
+
+    The folder being resumed is left out; nothing is read beyond each ``summary.json``.
+    """
+    from ..artifacts.resume import find_dead_runs
+
+    root = Path(cfg.simulation.output_directory).expanduser()
+    root = root if root.is_absolute() else cfg.project_root / root
+    resume = cfg.overrides.get("resume")
+    skip = None
+    if resume is not None:
+        skip = Path(resume) if Path(resume).is_absolute() else cfg.project_root / resume
+    lines = []
+    for dead in find_dead_runs(root, skip=skip):
+        folder = _display(dead.path, cwd)
+        lines.append(
+            f"[WARN] An earlier run did not finish: {folder} (summary.json still says "
+            f"'running' with {dead.total_traces} of {dead.total_cases} traces counted; its "
+            f"process {dead.pid} is gone). To finish it, run this command again with "
+            f"--resume {folder}"
+        )
+    return lines
+
+
 def _build_overrides(ctx: click.Context, fields: dict[str, Any]) -> Overrides:
     from pydantic import ValidationError
 
@@ -222,12 +270,13 @@ def _option_of(loc: tuple[int | str, ...]) -> str:
 
 
 def _load_experiment(config_path: Path, overrides: Overrides) -> Experiment:
-    """``Experiment.load``, the plugin's entry point, plus the output checks the plugin makes
-    before writing: a ConfigError fails the command (exit 4) before anything is shown."""
+    """``Experiment.load``, the plugin's entry point, plus ``Experiment.check``: the output
+    location, the target (imported and inspected), the supervisor settings. A ConfigError
+    fails the command (exit 4) before the plan is shown or anything is asked."""
     from ..run import Experiment
 
     experiment = Experiment.load(config_path, overrides)
-    experiment.check_output()
+    experiment.check()
     return experiment
 
 
@@ -285,6 +334,8 @@ def run_experiment(
         click.echo(line)
     for notice in experiment.notices:
         click.echo(f"[WARN] {notice}")
+    for line in describe_dead_runs(experiment.cfg, cwd):
+        click.echo(line)
 
     # No terminal on stdin (CI, pipes) means nobody can answer: proceed rather than hang.
     if not yes and stdin_is_interactive() and not click.confirm("Proceed?", default=True):

@@ -85,6 +85,13 @@ def _describe(err: Mapping[str, Any], loc: KeyPath, model: type[BaseModel]) -> s
         )
     if kind == "string_too_short":
         return "must not be empty"
+    if kind == "string_unicode":
+        # pydantic's "unable to parse raw data as a unicode string" names neither cause nor fix.
+        return (
+            'holds a lone surrogate (half of a UTF-16 pair, e.g. from a "\\ud800" escape or '
+            "an undecodable byte on the command line), which is not text; write the "
+            "character itself as UTF-8, or remove it"
+        )
     if kind.endswith("_type") or kind in {"literal_error", "enum"}:
         msg = str(err["msg"])
         return f"{msg}, got {type(value).__name__} {_short(value)}"

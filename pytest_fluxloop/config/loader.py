@@ -105,6 +105,8 @@ class LoadedConfig:
     overrides: Overrides = field(default_factory=Overrides)
     sources: dict[str, Path] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    file_secrets: frozenset[str] = frozenset()
+    """Secret values written in simulation.yaml, including ones an override replaced."""
 
     @property
     def config_dir(self) -> Path:
@@ -126,6 +128,24 @@ class LoadedConfig:
         """``project.yaml`` ``metadata.service_context``."""
         return self.project.metadata.service_context if self.project else None
 
+    def secrets(self) -> frozenset[str]:
+        """Every secret value these settings hold, for the run's redactors.
+
+        The ``api_key`` fields of every config file (after overrides, so
+        ``--supervisor-api-key`` is here, and before them: a key the option replaced is still
+        a real key), secret override values, and string values under secret-looking keys
+        anywhere else (``metadata``, ``model_parameters`` ...). Values are
+        taken as written and stripped (the stripped one is what gets sent). The
+        environment's keys are not listed: a ``Redactor`` reads those itself.
+        """
+        found: set[str] = set(self.file_secrets)
+        _collect_secrets(self.snapshot(), found)
+        for spec in OVERRIDES:
+            value = self.overrides.get(spec.name) if spec.secret else None
+            if isinstance(value, str):
+                found.add(value)
+        return frozenset(v for value in found for v in (value, value.strip()) if v)
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready copy of all settings for ``config.yaml``/``summary.json`` (not redacted)."""
         snap: dict[str, Any] = {"simulation": self.simulation.model_dump(mode="json")}
@@ -134,6 +154,40 @@ class LoadedConfig:
             if model is not None:
                 snap[key] = model.model_dump(mode="json", exclude_defaults=True)
         return snap
+
+
+# Key names (lower-cased, without separators) whose values are secrets. The redactor's own
+# key test lives in redact.py, which config/ must not import; this is the narrow part of it
+# that config files use (api_key, collector_api_key, token, password ...).
+_SECRET_KEY_ENDINGS = (
+    "apikey",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "privatekey",
+    "accesskey",
+    "credential",
+    "credentials",
+)
+
+
+def _is_secret_field(key: str) -> bool:
+    flat = "".join(ch for ch in key.lower() if ch.isalnum())
+    return flat.endswith(_SECRET_KEY_ENDINGS)
+
+
+def _collect_secrets(data: Any, found: set[str]) -> None:
+    """Add the string values stored under secret-looking keys in ``data`` to ``found``."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, str) and isinstance(key, str) and _is_secret_field(key):
+                found.add(value)
+            else:
+                _collect_secrets(value, found)
+    elif isinstance(data, list):
+        for value in data:
+            _collect_secrets(value, found)
 
 
 def project_root_for(config_path: Path) -> Path:
@@ -160,6 +214,8 @@ def load_config(path: Path | str, overrides: Overrides | None = None) -> LoadedC
     doc = load_yaml(config_path)
     raw = _mapping(doc, "simulation config")
     raw = _apply_legacy_aliases(raw, doc)
+    file_secrets: set[str] = set()
+    _collect_secrets(raw, file_secrets)  # before overrides replace any of them
     labels: dict[KeyPath, str] = {}
     for name, key_path in _SIMULATION_PATHS.items():
         value = overrides.get(name)
@@ -173,6 +229,7 @@ def load_config(path: Path | str, overrides: Overrides | None = None) -> LoadedC
         project_root=root,
         overrides=overrides,
         sources={"simulation": config_path},
+        file_secrets=frozenset(file_secrets),
     )
     for key, filename in COMPANIONS.items():
         companion = config_path.parent / filename

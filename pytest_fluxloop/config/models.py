@@ -25,6 +25,10 @@ NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 # --------------------------------------------------------------------------- simulation.yaml
 
+#: Default of ``artifact_field_max_chars``: big enough for any normal answer, small enough
+#: that a runaway output (megabytes) is not copied into every artifact file.
+DEFAULT_ARTIFACT_FIELD_MAX_CHARS = 100_000
+
 
 class RunnerConfig(StrictModel):
     """``runner``: how FluxLoop calls the agent."""
@@ -130,6 +134,17 @@ class SimulationConfig(StrictModel):
     output_directory: str = "experiments"
     save_traces: bool = True
     save_aggregated_metrics: bool = True
+    artifact_field_max_chars: int = Field(
+        default=DEFAULT_ARTIFACT_FIELD_MAX_CHARS,
+        ge=100,
+        le=100_000_000,
+        description=(
+            "Longest input/output (in characters) written to trace_summary.jsonl and "
+            "observations.jsonl; a longer value is cut to this length, with its full length "
+            "and sha256 recorded next to it (<field>_truncated). traces.jsonl keeps the "
+            "record's full input and output."
+        ),
+    )
     output: LegacyOutputConfig | None = None
 
 

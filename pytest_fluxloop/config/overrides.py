@@ -56,11 +56,19 @@ class PathRule:
     directory; with ``cli_base="cwd_or_project"``, a relative path that exists only under
     the project root (the FluxLoop convention, e.g. ``--inputs inputs/x.yaml``) keeps its
     project-relative spelling for the loader instead.
+
+    With ``stays_inside`` (the output directory), a relative value must stay inside the
+    directory it is relative to once ``..`` and symlinks are followed, and it reaches the
+    loader made absolute but *not* resolved, so the loader's check still sees its symlinks:
+    one rule for the config and both command lines
+    (:func:`pytest_fluxloop.artifacts.paths.resolve_output_root`).
     """
 
     is_dir: bool
     """True: a directory (click refuses a file); False: a file (click refuses a directory)."""
     cli_base: Literal["cwd", "cwd_or_project"] = "cwd"
+    stays_inside: bool = False
+    """Refuse a relative value that ``..`` or a symlink leads out of its base directory."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +220,7 @@ OVERRIDES: tuple[OverrideSpec, ...] = (
         pytest_help=("override output_directory",),
         metavar="PATH",
         marker=True,
-        path=PathRule(is_dir=True, cli_base="cwd"),
+        path=PathRule(is_dir=True, cli_base="cwd", stays_inside=True),
     ),
     OverrideSpec(
         name="experiment_name",

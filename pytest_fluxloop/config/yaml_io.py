@@ -7,6 +7,7 @@ would ignore a config key), and (c) caps against huge files and alias bombs.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,79 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     finally:
         loader.dispose()
-    return YamlDocument(path, data, lines)
+    doc = YamlDocument(path, data, lines)
+    # Only an escape ("\ud800", "\U0000d800") can put a surrogate in YAML text: the UTF-8
+    # decoder refuses encoded ones. Skip the walk when there is no escape at all.
+    if "\\u" in text or "\\U" in text:
+        _check_surrogates(doc)
+    return doc
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+_MAX_LISTED = 20
+
+
+def _check_surrogates(doc: YamlDocument) -> None:
+    """Join escaped surrogate pairs into their character; refuse lone surrogates.
+
+    JSON-style escapes write a character beyond U+FFFF as a pair (``"\ud83d\ude00"``, as
+    ``json.dumps`` does); PyYAML keeps the two halves, which no file and no pydantic string
+    accepts, so each pair becomes the one character it spells. A lone half is not a
+    character at all (pydantic would only say "unable to parse raw data as a unicode
+    string"): every place holding one is named, with the fix.
+    """
+    found: list[str] = []
+    doc.data = _walk_surrogates(doc, doc.data, (), found, set())
+    if not found:
+        return
+    listed = found[:_MAX_LISTED]
+    more = f"\n  ... and {len(found) - _MAX_LISTED} more" if len(found) > _MAX_LISTED else ""
+    message = (
+        f"{doc.path}: {len(found)} text(s) hold a lone surrogate (half of a UTF-16 pair, "
+        'from an escape such as "\\ud800"; it is not a character and cannot be stored as '
+        "UTF-8). Write the character itself, or both halves of its pair "
+        '("\\ud83d\\ude00" is one emoji), or remove the escape:\n  ' + "\n  ".join(listed) + more
+    )
+    # The message itself must be printable: show each surrogate as the escape that made it.
+    raise ConfigError(_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", message))
+
+
+def _walk_surrogates(
+    doc: YamlDocument, value: Any, loc: KeyPath, found: list[str], seen: set[int]
+) -> Any:
+    """``value`` with surrogate pairs joined (containers changed in place); lone surrogates
+    are added to ``found`` as ``file:line: key: what``."""
+    if isinstance(value, str):
+        return _joined(doc, value, loc, found, "")
+    if not isinstance(value, (dict, list)) or id(value) in seen:
+        return value  # a scalar, or a container met again through an alias
+    seen.add(id(value))
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            value[index] = _walk_surrogates(doc, item, (*loc, index), found, seen)
+        return value
+    items = list(value.items())
+    value.clear()
+    for key, item in items:
+        new_key = _joined(doc, key, (*loc, key), found, "the key ") if isinstance(key, str) else key
+        value[new_key] = _walk_surrogates(doc, item, (*loc, key), found, seen)
+    return value
+
+
+def _joined(doc: YamlDocument, text: str, loc: KeyPath, found: list[str], what: str) -> str:
+    if not _SURROGATE.search(text):
+        return text
+    text = _PAIR.sub(lambda m: m.group().encode("utf-16", "surrogatepass").decode("utf-16"), text)
+    lone = _SURROGATE.search(text)
+    if lone:
+        start = lone.start()
+        shown = text if len(text) <= 60 else "..." + text[max(0, start - 25) : start + 25] + "..."
+        found.append(
+            f"{doc.where(loc)}: {what}{_dotted(loc) or '(top level)'}: lone surrogate "
+            f"U+{ord(lone.group()):04X} at character {start + 1} of '{shown}'"
+        )
+    return text
 
 
 def _check_node(

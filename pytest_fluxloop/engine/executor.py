@@ -7,11 +7,17 @@ loop, and agents that swallow ``CancelledError``: the case ends as ``timeout`` o
 thread that will not stop is left behind as a daemon (counted in ``leaked_threads``), never
 holding the process. What happens inside an attempt (one call, or a whole conversation) is
 the driver's business (:mod:`.drivers`).
+
+An async case that blocks the shared loop is a ``timeout`` and is not retried (a retry would
+block the loop for everyone again); the async cases it held up are run again on a fresh loop,
+without using up their retries, and say so in a ``loop_blocked`` notice. The working
+directory is put back around every attempt (:mod:`.process_state`).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import random
 import threading
 import time
@@ -26,13 +32,16 @@ from ..llm.retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, re
 from ..plan import Case
 from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
 from ..sdk.context import trace_context
-from .agent_threads import AgentThreads
-from .async_loop import SharedLoop
+from .agent_threads import AgentThreads, Job
+from .async_loop import AsyncCall, Blocked, LoopBlocked, SharedLoop
 from .drivers import Driver, DriverOutcome, Resolve, SingleTurnDriver
+from .process_state import CwdGuard
 from .record import case_record, error_info
 from .target import Target
 
 CANCEL_GRACE_SECONDS = 1.0
+MAX_LOOP_RERUNS = 3
+"""Fresh attempts a case gets, beyond its retries, after other cases blocked its loop."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class _Attempt:
     outcome: DriverOutcome | None = None
     error: BaseException | None = None
     timed_out: bool = False
+    blocked_loop: bool = False
+    """This attempt's own task blocked the shared event loop."""
     observations: list[Observation] = field(default_factory=list)
 
 
@@ -77,11 +88,15 @@ class CaseExecutor:
         sleep: Callable[[float], None] = time.sleep,
         driver: Driver | None = None,
         async_loop: SharedLoop | None = None,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``workdir``: the runner's working directory, restored around every attempt
+        (None: the directory each attempt starts in is restored after it)."""
         self.target = target
         self.settings = settings
         self.driver: Driver = driver or SingleTurnDriver()
         self.async_loop = async_loop or SharedLoop()
+        self._cwd = CwdGuard(workdir)
         self._threads = AgentThreads()
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -97,6 +112,7 @@ class CaseExecutor:
         rng = random.Random(case.seed)
         observations: list[Observation] = []
         attempts = 0
+        reruns = 0  # fresh attempts after another case blocked the loop: not retries
         gave_up = ""
         while True:
             attempts += 1
@@ -105,8 +121,14 @@ class CaseExecutor:
             error = attempt.error
             if error is None:
                 break
+            if isinstance(error, LoopBlocked) and reruns < MAX_LOOP_RERUNS:
+                reruns += 1
+                observations.append(_loop_blocked_notice(trace_id, error.blocked, attempts))
+                continue  # at once, on the fresh loop: this case did nothing wrong
+            if attempt.blocked_loop:
+                break  # a retry would block the shared loop for every other case again
             transient = attempt.timed_out or is_transient(error, self.settings.retry_on)
-            if not transient or attempts > self.settings.max_retries:
+            if not transient or attempts - reruns > self.settings.max_retries:
                 break
             delay = backoff_delay(
                 attempts - 1, rng, self.settings.backoff_base, self.settings.backoff_max
@@ -208,55 +230,107 @@ class CaseExecutor:
         def invoke(fn: Callable[..., Any], resolve: Resolve) -> DriverOutcome:
             return driver.run(fn, case, binding, values, resolve)
 
-        return self.call(trace_id, invoke, f"fluxloop-{case.case_id}")
+        return self.call(trace_id, invoke, f"fluxloop-{case.case_id}", label=case.case_id)
 
     def call(
         self,
         trace_id: str,
         invoke: Callable[[Callable[..., Any], Resolve], DriverOutcome],
         thread_name: str,
+        label: str | None = None,
     ) -> _Attempt:
         """Run ``invoke(agent_callable, resolve)`` on a worker thread under the deadline.
 
-        ``resolve`` runs awaitables on one event loop per attempt, so an async agent called
-        several times (one conversation) keeps the same loop for its clients.
+        ``resolve`` runs awaitables on the shared event loop, so an async agent called
+        several times (one conversation) keeps the same loop for its clients. ``label``
+        (the case id) names this attempt if its task blocks that loop.
         """
         result = _Attempt()
         state: dict[str, Any] = {}
+        entered = self._cwd.enter(trace_id)
 
         def resolve(value: Any) -> Any:
             if not inspect.isawaitable(value):
                 return value
-            call = self.async_loop.submit(value)
+            call = self.async_loop.submit(value, label=label)
             state["async_call"] = call
             return call.result()
 
         def work() -> None:
+            # Writes go to `state`, never to `result`: a thread that ends after the deadline
+            # must not overwrite the timeout the caller has recorded by then.
             with trace_context(trace_id) as ctx:
                 state["ctx"] = ctx
                 try:
                     outcome = invoke(self.target.make_callable(), resolve)
-                    result.outcome = outcome
-                    result.error = outcome.agent_error
+                    state["outcome"] = outcome
+                    state["error"] = outcome.agent_error
                 except BaseException as exc:  # the agent's failure is data, not our crash
-                    result.error = exc
+                    state["error"] = exc
 
         job = self._threads.start(copy_context().run, work, thread_name)
-        if not job.wait(self.settings.timeout_seconds):
-            call = state.get("async_call")
-            task_ended = call is None or call.cancel(CANCEL_GRACE_SECONDS)
-            if not job.wait(CANCEL_GRACE_SECONDS) or not task_ended:
-                with self._lock:
-                    self.leaked_threads += 1
-            result.timed_out = True
-            result.outcome = None
-            result.error = AgentTimeout(
-                f"agent did not finish within timeout_seconds={self.settings.timeout_seconds:g}"
-            )
+        if job.wait(self.settings.timeout_seconds):
+            result.outcome = state.get("outcome")
+            result.error = state.get("error")
+            # Given up with a loop another case blocked: a timeout it did not cause.
+            result.timed_out = isinstance(result.error, LoopBlocked)
+        else:
+            self._timed_out(job, state.get("async_call"), result)
         ctx = state.get("ctx")
         if ctx is not None:
             result.observations = list(ctx.observations)
+        notice = self._cwd.leave(trace_id, entered)
+        if notice is not None:
+            result.observations.append(notice)
         return result
+
+    def _timed_out(self, job: Job, call: AsyncCall[Any] | None, result: _Attempt) -> None:
+        """The attempt missed its deadline: find out whether a blocked loop is to blame."""
+        timeout = self.settings.timeout_seconds
+        result.timed_out = True
+        result.error = AgentTimeout(f"agent did not finish within timeout_seconds={timeout:g}")
+        # Only the loop of an async call still waited on is pinged, only now it timed out.
+        waiting = call is not None and not call.finished.is_set()
+        blocked = self.async_loop.blocked(call) if call is not None and waiting else None
+        if blocked is not None and blocked.blocker is not call:
+            # Held up by another case's blocking task: blocked() gave this call up, so the
+            # thread waiting on it returns now, and run() starts a fresh attempt.
+            if not job.wait(CANCEL_GRACE_SECONDS):
+                self._leaked()
+            result.error = LoopBlocked(blocked)
+            return
+        if blocked is not None:
+            assert call is not None
+            call.cancel(0.0)  # it can't see the cancellation until it lets go of the loop
+            self._leaked()
+            result.blocked_loop = True
+            result.error = AgentTimeout(
+                f"agent did not finish within timeout_seconds={timeout:g} and was blocking "
+                "the shared event loop (a blocking call such as time.sleep or sync I/O "
+                "inside async def); the other async cases on that loop were moved to a "
+                "fresh one, and this case is not retried"
+            )
+            return
+        task_ended = call is None or call.cancel(CANCEL_GRACE_SECONDS)
+        if not job.wait(CANCEL_GRACE_SECONDS) or not task_ended:
+            self._leaked()
+
+    def _leaked(self) -> None:
+        with self._lock:
+            self.leaked_threads += 1
+
+
+def _loop_blocked_notice(trace_id: str, blocked: Blocked, attempt: int) -> Observation:
+    return Observation(
+        trace_id=trace_id,
+        type="notice",
+        name="loop_blocked",
+        error=(
+            f"the shared event loop was blocked by {blocked.describe()}; this case was "
+            "run again on a fresh loop (not counted as a retry)"
+        ),
+        metadata={"attempt": attempt, "blocked_by": blocked.by},
+    )
 
 
 def _one_line(exc: BaseException) -> str:

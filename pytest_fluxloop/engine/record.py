@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..jsonsafe import to_jsonable
+from ..jsonsafe import REPLACED_INVALID_UNICODE, replacement_note, to_jsonable
 from ..plan import Case
 from ..records import ErrorInfo, ErrorKind, Observation, TraceRecord, TraceStatus, utcnow
 from .drivers.base import DriverOutcome
@@ -43,9 +43,22 @@ def case_record(
     ``output`` is kept (JSON-converted) only for cases whose agent answered (``success``,
     or a ``supervisor_error`` after the agent's last reply); ``outcome`` adds what a driver
     produced (the transcript, multi-turn info, token usage, the persona actually played).
+    A lone surrogate in the output, metadata or transcript becomes U+FFFD; the record then
+    says where in ``metadata.replaced_invalid_unicode`` (``{count, paths}``).
     """
     now = utcnow()
     answered = status in ("success", "supervisor_error")
+    # Lone surrogates become U+FFFD (files are UTF-8); say where, so it is never silent.
+    replaced: list[str] = []
+    json_output = to_jsonable(output, replaced=replaced, path="output") if answered else None
+    metadata = to_jsonable(case.metadata, replaced=replaced, path="metadata")
+    state = (
+        to_jsonable(outcome.conversation_state, replaced=replaced, path="conversation_state")
+        if outcome
+        else None
+    )
+    if replaced and isinstance(metadata, dict):
+        metadata[REPLACED_INVALID_UNICODE] = replacement_note(replaced)
     return TraceRecord(
         trace_id=trace_id or uuid.uuid4().hex,
         case_id=case.case_id,
@@ -55,7 +68,7 @@ def case_record(
         persona_description=case.persona_description,
         input=case.input,
         input_index=case.input_index,
-        output=to_jsonable(output) if answered else None,
+        output=json_output,
         duration_ms=round(duration_ms, 3),
         success=status == "success",
         status=status,
@@ -64,9 +77,9 @@ def case_record(
         seed=case.seed,
         started_at=started_at or now,
         completed_at=completed_at or now,
-        metadata=to_jsonable(case.metadata),
+        metadata=metadata,
         multi_turn=outcome.multi_turn if outcome else None,
-        conversation_state=to_jsonable(outcome.conversation_state) if outcome else None,
+        conversation_state=state,
         token_usage=outcome.token_usage if outcome else None,
         observations=observations or [],
         test_outcome=test_outcome,

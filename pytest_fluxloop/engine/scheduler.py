@@ -81,6 +81,36 @@ class CaseScheduler:
             with self._lock:
                 self._futures.pop(case.case_id, None)
 
+    def release(self, case: Case) -> bool:
+        """Give up ``case`` if it has not started: True if it is not (any more) scheduled
+        here, False if it is running or finished (its result is still claimed here).
+
+        An xdist worker calls this before letting another worker steal the case's item, so a
+        case scheduled ahead runs in one process only.
+        """
+        with self._lock:
+            future = self._futures.get(case.case_id)
+            if future is None:
+                return True
+            if not future.cancel():  # running or done: it stays this process's case
+                return False
+            del self._futures[case.case_id]
+            return True
+
+    def run_alone(self, case: Case) -> CaseResult:
+        """Run ``case`` with nothing else in flight: wait for every scheduled case first.
+
+        For a case suspected of killing its process: if it does so again, it is the only
+        case that was running.
+        """
+        with self._lock:
+            own = self._futures.pop(case.case_id, None)
+            others = list(self._futures.values())
+        if own is not None and not own.cancel():
+            return own.result()  # already started: too late to isolate it
+        concurrent.futures.wait(others)
+        return self._run(case)
+
     @property
     def pending(self) -> int:
         """Cases scheduled and not yet claimed."""

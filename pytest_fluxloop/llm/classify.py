@@ -83,11 +83,11 @@ def classify_status(
     detail = f"HTTP {status}" + (f" ({code})" if code else "")
     detail += f": {excerpt(redactor, message)}" if message else ""
     if code == "insufficient_quota" or status == 402 or "credit balance" in message:
-        return Failure("quota", False, f"{detail}. The account has no quota left")
+        return Failure("quota", False, _then(detail, "The account has no quota left"))
     if status in (401, 403) or code == "invalid_api_key":
-        return Failure("auth", False, f"{detail}. check the API key ({key_hint})")
+        return Failure("auth", False, _then(detail, f"check the API key ({key_hint})"))
     if status == 404 or code == "model_not_found":
-        return Failure("model_not_found", False, f"{detail}. {not_found_hint}")
+        return Failure("model_not_found", False, _then(detail, not_found_hint))
     if status == 429:
         return Failure("rate_limited", True, detail)
     if status in (408, 409) or status >= 500:
@@ -95,10 +95,25 @@ def classify_status(
     return Failure("bad_request", False, detail)
 
 
+def _then(detail: str, advice: str) -> str:
+    """``detail`` and ``advice`` as two sentences: the server's message often ends with its
+    own period ("... details."), which must not become "details.. The account"."""
+    if detail.endswith((".", "!", "?")):
+        return f"{detail} {advice}"
+    return f"{detail}. {advice}"
+
+
 def error_fields(exc: Exception) -> tuple[str | None, str]:
-    """The provider's error code/type and message from an SDK status error."""
+    """The provider's error code/type and message from an SDK status error.
+
+    The server's own words are kept, in this order: ``error.message`` (OpenAI, Anthropic),
+    a string ``error`` (Ollama's native ``{"error": "model \"x\" not found, ..."}``; the
+    openai SDK hands over that string as the body), then the raw response text (a plain-text
+    or HTML error page, or JSON of another shape); the SDK's own ``Error code: 404`` only
+    when the server said nothing. Callers redact and shorten it (:func:`excerpt`).
+    """
     body = getattr(exc, "body", None)
-    inner = body.get("error", body) if isinstance(body, dict) else None
+    inner = body.get("error", body) if isinstance(body, dict) else body
     code = getattr(exc, "code", None)
     message = ""
     if isinstance(inner, dict):
@@ -108,6 +123,18 @@ def error_fields(exc: Exception) -> tuple[str | None, str]:
         code = code or inner.get("code") or inner.get("type")
     elif isinstance(inner, str):
         message = inner
-    if not message:
+    if not message.strip():
+        message = _response_text(exc)
+    if not message.strip():
         message = getattr(exc, "message", "") or str(exc)
-    return (str(code) if code else None), message
+    return (str(code) if code else None), " ".join(message.split())
+
+
+def _response_text(exc: Exception) -> str:
+    """The raw body of the error response, or "" (no response, or it can't be read)."""
+    response = getattr(exc, "response", None)
+    try:
+        text = getattr(response, "text", "")
+    except Exception:  # a streamed body that was never read, a decoding problem
+        return ""
+    return text if isinstance(text, str) else ""

@@ -184,12 +184,42 @@ def pytest_report_teststatus(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Controller: write summary.json with the final status."""
+    """Exit 4 after a fatal configuration stop; controller: write summary.json with the
+    final status."""
     state = session.config.stash.get(STATE_KEY, None)
+    experiment = state.experiment if state is not None else None
+    reason = _fatal_config_stop(session, exitstatus) if experiment is not None else None
+    if reason is not None:
+        if not (session.shouldstop or session.shouldfail):
+            # Under xdist the worker's stop reaches only xdist's scheduler: say it here too,
+            # so the summary counts the run as stopped early like without xdist.
+            session.shouldstop = reason
+        # A bad key, no quota or an unknown model is a configuration error every case would
+        # hit, not a failed case: exit 4 like any other configuration error (pytest reads
+        # session.exitstatus back after this hook).
+        exitstatus = session.exitstatus = pytest.ExitCode.USAGE_ERROR
     if state is not None and state.controller is not None:
         state.controller.finish(session, exitstatus)
     elif state is not None and state.runner is not None:
         state.runner.cancel()  # a worker: nothing scheduled ahead starts any more
+
+
+def _fatal_config_stop(session: pytest.Session, exitstatus: int) -> str | None:
+    """The stop reason when the session stopped on a fatal configuration error of a case
+    (set by ``keep_result``) and pytest is about to call that a failed or interrupted run.
+
+    Without xdist it is the session's ``shouldfail``; under xdist a worker's reason reaches
+    the controller only as xdist's own ``shouldstop`` (then pytest exits 2, "interrupted").
+    """
+    if exitstatus not in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED):
+        return None  # a real usage or internal error, or a clean run: leave it
+    from ..run.status import is_fatal_stop
+
+    dsession = session.config.pluginmanager.get_plugin("dsession")
+    for reason in (session.shouldfail, session.shouldstop, getattr(dsession, "shouldstop", None)):
+        if is_fatal_stop(reason):
+            return str(reason)
+    return None
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from ..engine.executor import CaseResult
     from ..plan import Case
     from ..records import TraceRecord
+    from ..redact import Redactor
+    from ..run import Experiment
 
 
 class CaseFailed(FluxloopError):
@@ -25,8 +27,28 @@ class CaseFailed(FluxloopError):
         self.record = record
 
 
-def describe_failure(record: TraceRecord) -> str:
-    """Readable failure text: what failed, for which input/persona, and the agent's traceback."""
+def describe_failure(record: TraceRecord, redactor: Redactor | None = None) -> str:
+    """Readable failure text: what failed, for which input/persona, and the agent's traceback.
+
+    It reaches the console and the JUnit XML, so it is redacted: by ``redactor`` (the
+    experiment's, which knows the config's keys), else by the environment's keys and shapes.
+    """
+    from ..redact import redact
+
+    text = _failure_text(record)
+    return redactor.redact_text(text) if redactor is not None else str(redact(text))
+
+
+def experiment_redactor(item: pytest.Item, experiment_key: str | None = None) -> Redactor | None:
+    """The redactor of the item's experiment (by key; else the configured one), if loaded."""
+    state = item.config.stash[STATE_KEY]
+    experiment: Experiment | None = (
+        state.experiment_by_key(experiment_key) if experiment_key else state.experiment
+    )
+    return experiment.redactor if experiment is not None else None
+
+
+def _failure_text(record: TraceRecord) -> str:
     error = record.error
     head = {
         "timeout": "timed out",
@@ -92,7 +114,7 @@ class FluxloopItem(pytest.Item):
     ) -> str | Any:
         """The agent's error as short readable text, not a plugin traceback."""
         if isinstance(excinfo.value, CaseFailed):
-            return describe_failure(excinfo.value.record)
+            return describe_failure(excinfo.value.record, experiment_redactor(self))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
@@ -107,6 +129,6 @@ def keep_result(item: pytest.Item, result: CaseResult, experiment_key: str) -> N
 
     item.stash[RESULT_KEY] = result
     item.stash[EXPERIMENT_KEY] = experiment_key
-    reason = fatal_reason(result)
+    reason = fatal_reason(result, experiment_redactor(item, experiment_key))
     if reason is not None:
         item.session.shouldfail = reason

@@ -8,15 +8,17 @@ at session finish lets each recorder write its summary with the run's final stat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..errors import ArtifactWriteError
 from .keys import EXPERIMENT_ATTR, RECORD_ATTR
 from .nodeids import case_id_of
 from .usage import usage_errors
-from .xdist import report_worker
+from .xdist import NO_CRASH_RECORD_ATTR, report_worker
 
 if TYPE_CHECKING:
     from ..records import ExperimentSummary, TraceRecord
@@ -43,6 +45,23 @@ class _HookListener:
         )
 
 
+class _RedactingReporter:
+    """The terminal reporter, with the text of ``write_line``/``write_sep`` redacted."""
+
+    def __init__(self, reporter: Any, redact: Callable[[str], str]) -> None:
+        self._reporter = reporter
+        self._redact = redact
+
+    def write_line(self, line: str, **markup: Any) -> None:
+        self._reporter.write_line(self._redact(str(line)), **markup)
+
+    def write_sep(self, sep: str, title: str | None = None, **markup: Any) -> None:
+        self._reporter.write_sep(sep, self._redact(title) if title else title, **markup)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reporter, name)
+
+
 class Controller:
     """Receives every record of the session and owns the recorders (registered as a plugin)."""
 
@@ -52,6 +71,8 @@ class Controller:
         self.recorders: dict[str, RunRecorder] = {}
         self.progress: ProgressPrinter | None = None
         self._listener = _HookListener(self.config)
+        self._summary_errors: dict[str, ArtifactWriteError] = {}
+        """Recorders whose final summary.json could not be written (by experiment key)."""
 
     def recorder(self, experiment: Experiment, total_cases: int | None = None) -> RunRecorder:
         """The opened recorder of ``experiment`` (created on first use; usage error if the
@@ -83,11 +104,35 @@ class Controller:
         experiment = self.state.experiment_by_key(str(getattr(report, EXPERIMENT_ATTR, None)))
         if experiment is None:
             return
-        self.recorder(experiment).append(record)
+        recorder = self.recorder(experiment)
+        if recorder.write_error is not None:
+            return  # stopping: this case is in no file, so --resume runs it again
+        try:
+            recorder.append(record)
+        except ArtifactWriteError as exc:
+            self._stop_writing(recorder, exc)
+            return
         if self.progress is not None:
             records = sum(r.records for r in self.recorders.values())
             failed = sum(r.failed for r in self.recorders.values())
             self.progress.update(records, failed)
+
+    def _stop_writing(self, recorder: RunRecorder, error: ArtifactWriteError) -> None:
+        """A record could not be written (disk full...): stop the session once, cleanly.
+
+        Not an INTERNALERROR: the stop reason names the file, the cause and the fix; the
+        summary is still written at the session's end with what is on disk.
+        """
+        from ..run.status import write_stop_reason
+
+        reason = write_stop_reason(error, recorder.location)
+        session = self.config.pluginmanager.get_plugin("session")
+        if session is not None and not session.shouldstop:
+            session.shouldstop = reason
+        # Under xdist the controller's loop is xdist's: its own flag stops the workers.
+        dsession = self.config.pluginmanager.get_plugin("dsession")
+        if dsession is not None and not getattr(dsession, "shouldstop", False):
+            dsession.shouldstop = reason
 
     def _take_record(self, report: pytest.TestReport) -> TraceRecord | None:
         data = getattr(report, RECORD_ATTR, None)
@@ -102,9 +147,16 @@ class Controller:
         return TraceRecord.model_validate(data)
 
     def _crash_record(self, report: pytest.TestReport) -> TraceRecord | None:
-        """A ``crashed`` record for a case whose xdist worker died while running it."""
+        """A ``crashed`` record for a case whose xdist worker died while running it.
+
+        Only for the item xdist blames and :class:`~.xdist.ControllerHooks` kept the blame
+        on: an item run again instead is reported as ``rerun`` (not failed), and one that
+        already had its record gets no second one.
+        """
         experiment = self.state.experiment
         if experiment is None or not report.failed or report.when not in ("???", None):
+            return None
+        if getattr(report, NO_CRASH_RECORD_ATTR, False):
             return None
         case_id = case_id_of(report.nodeid, experiment.name)
         case = experiment.plan.case(case_id) if case_id is not None else None
@@ -145,22 +197,53 @@ class Controller:
         stopped = bool(session.shouldstop or session.shouldfail)
         for key, recorder in self.recorders.items():
             is_main = state.experiment is not None and key == state.experiment.key
-            recorder.finish(
-                int(exitstatus),
-                stopped=stopped,
-                selected=state.selected if is_main else None,
-            )
+            try:
+                recorder.finish(
+                    int(exitstatus),
+                    stopped=stopped,
+                    selected=state.selected if is_main else None,
+                )
+            except ArtifactWriteError as exc:
+                # Even the summary can't be written: say so in the terminal summary, and
+                # don't let the exit code claim a finished run.
+                self._summary_errors[key] = exc
+                if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+                    session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _redact(self, text: str) -> str:
+        """``text`` redacted with every experiment's redactor (each knows its config's keys)."""
+        for recorder in self.recorders.values():
+            text = recorder.experiment.redactor.redact_text(text)
+        return text
 
     def terminal_summary(self, terminalreporter: Any) -> None:
-        """Print where each experiment's artifacts went."""
-        for recorder in self.recorders.values():
+        """Print where each experiment's artifacts went (and why writing stopped, if so)."""
+        # Every line here is ours and may quote a path or an OS message: redact them all.
+        terminalreporter = _RedactingReporter(terminalreporter, self._redact)
+        for key, recorder in self.recorders.items():
             summary = recorder.summary
-            if summary is None:
+            summary_error = self._summary_errors.get(key)
+            if summary is None and summary_error is None:
                 continue
             terminalreporter.write_sep("-", "fluxloop")
-            terminalreporter.write_line(
-                f"experiment '{summary.experiment_name}' {summary.status}: "
-                f"{summary.total_traces} traces, {summary.successful} successful, "
-                f"{summary.failed} failed, avg {summary.avg_duration_ms:.1f} ms"
-            )
+            if summary is not None:
+                terminalreporter.write_line(
+                    f"experiment '{summary.experiment_name}' {summary.status}: "
+                    f"{summary.total_traces} traces, {summary.successful} successful, "
+                    f"{summary.failed} failed, avg {summary.avg_duration_ms:.1f} ms"
+                )
+            error = recorder.write_error
+            if error is not None and summary is not None:
+                # The full reason and fix is the session's stop line; this says the outcome.
+                terminalreporter.write_line(
+                    f"writing stopped ({error.path.name}: {error.reason}); summary.json counts "
+                    f"the {summary.total_traces} traces on disk; finish the run with --resume "
+                    f"{recorder.location}",
+                    red=True,
+                )
+            if summary_error is not None:
+                from ..run.status import summary_failed_reason  # lazily: the plugin stays inert
+
+                reason = summary_failed_reason(summary_error, recorder.location)
+                terminalreporter.write_line(reason, red=True)
             terminalreporter.write_line(f"results: {recorder.location}")

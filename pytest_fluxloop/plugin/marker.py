@@ -113,7 +113,7 @@ def fluxloop_result(request: pytest.FixtureRequest, fluxloop_case: Case) -> Flux
     keep_result(request.node, result, experiment.key)
     record = result.record
     if not record.success and not marker.kwargs.get("allow_errors", False):
-        pytest.fail(describe_failure(record), pytrace=False)
+        pytest.fail(describe_failure(record, experiment.redactor), pytrace=False)
     return FluxloopResult(
         output=result.output,
         success=record.success,

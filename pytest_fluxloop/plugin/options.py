@@ -120,5 +120,25 @@ def _option_value(config: pytest.Config, spec: OverrideSpec) -> Any:
         # An empty list ("--fluxloop-personas=") means "not overridden", not "run nothing".
         return split_names(value) or None
     if spec.kind == "path":
-        return str((config.invocation_params.dir / Path(value).expanduser()).resolve())
+        return _path_value(spec, str(value), config.invocation_params.dir)
     return value
+
+
+def _path_value(spec: OverrideSpec, value: str, base: Path) -> str:
+    """A path option made absolute against ``base`` (the invocation directory).
+
+    An output location (``stays_inside``) is checked here, where its base is known, and
+    passed on unresolved, so the loader's check still sees the symlinks along it (a
+    resolved path would hide the escape); other paths are resolved.
+    """
+    path = Path(value).expanduser()
+    if spec.path is not None and spec.path.stays_inside:
+        from ..artifacts.paths import resolve_output_root
+        from ..errors import ConfigError, OutputPathError
+
+        try:
+            resolve_output_root(value, None, base=base)
+        except OutputPathError as exc:
+            raise ConfigError(f"{spec.pytest[0]}: {exc}") from None
+        return str(path if path.is_absolute() else base / path)
+    return str((base / path).resolve())

@@ -8,6 +8,9 @@ The pytest layer drives one ``Experiment`` per config; plain Python can too::
 
 from __future__ import annotations
 
+import functools
+import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,8 @@ from ..engine.target import Target, Workspace, resolve_target
 from ..errors import ConfigError
 from ..plan.cases import Case, ExperimentPlan, plan_experiment
 from ..records import ExperimentSummary
-from .status import fatal_reason
+from ..redact import Redactor, install_log_redaction
+from .status import EXIT_USAGE_ERROR, fatal_reason
 
 if TYPE_CHECKING:
     from ..engine.drivers.conversation import MultiTurnConversation
@@ -85,6 +89,8 @@ class Experiment:
     ) -> Experiment:
         """Load and validate config and inputs and plan the cases (ConfigError on problems)."""
         cfg = load_config(path, overrides)
+        # From here on, our log lines (in this process) never show the config's keys.
+        install_log_redaction(cfg.secrets())
         notices = check_supported(cfg)
         plan = plan_experiment(cfg, run_seed)
         return cls(
@@ -103,6 +109,12 @@ class Experiment:
     def cases(self) -> list[Case]:
         """Cases in run order."""
         return self.plan.cases
+
+    @functools.cached_property
+    def redactor(self) -> Redactor:
+        """Scrubs this run's secrets from text we print (failure reports, stop reasons): the
+        config's keys (``cfg.secrets()``), the environment's, and every credential shape."""
+        return Redactor(extra_secrets=self.cfg.secrets())
 
     def settings(self) -> RunSettings:
         """Execution settings from the config."""
@@ -130,7 +142,11 @@ class Experiment:
             assert spec is not None  # the loader guarantees a target
             self._target = resolve_target(spec)
             self._executor = CaseExecutor(
-                self._target, self.settings(), driver=self._conversation()
+                self._target,
+                self.settings(),
+                driver=self._conversation(),
+                # Put back around every case: an agent's os.chdir must not move the others.
+                workdir=workspace.working_directory,
             )
         return self._executor
 
@@ -168,9 +184,58 @@ class Experiment:
                 return persona.description
         return next((c.persona_description for c in self.cases if c.persona == name), None)
 
+    def check(self) -> None:
+        """Check everything that can go wrong before a case runs, changing nothing for good.
+
+        The output location (:meth:`check_output`), the runner's workspace and target
+        (imported and inspected as :meth:`prepare` would, with the cwd and ``sys.path``
+        restored afterwards; the module stays imported, so a run in this process does not
+        import it twice), and, with multi-turn on, the supervisor settings (API key, SDK,
+        mock settings) unless a ``supervisor_hook`` provides the supervisor. Every problem
+        found is reported at once.
+
+        Raises:
+            ConfigError: one problem as it is, several in one message (TargetError for a
+                target problem alone).
+        """
+        problems: list[ConfigError] = []
+        for step in (self.check_output, self._check_target, self._check_supervisor):
+            try:
+                step()
+            except ConfigError as exc:
+                problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise ConfigError(
+                f"{len(problems)} problems:\n" + "\n".join(f"- {exc}" for exc in problems)
+            )
+
+    def _check_target(self) -> None:
+        spec = self.cfg.simulation.runner.target_spec
+        assert spec is not None  # the loader guarantees a target
+        saved_path = list(sys.path)
+        try:
+            with self.workspace().active():
+                resolve_target(spec)
+        finally:
+            sys.path[:] = saved_path
+
+    def _check_supervisor(self) -> None:
+        multi_turn = self.cfg.simulation.multi_turn
+        if not multi_turn.enabled or self.supervisor_hook is not None:
+            return
+        from ..supervisors import create_supervisor
+
+        with warnings.catch_warnings():
+            # Setting warnings (e.g. an unsent temperature) are shown once, by the run.
+            warnings.simplefilter("ignore")
+            create_supervisor(multi_turn.supervisor)
+
     def check_output(self) -> None:
         """Check, creating nothing, that results can be written where the config says
-        (a safe experiment name, an output directory inside the project); ConfigError."""
+        (a safe experiment name; no symlink or ``..`` leading the output directory out of
+        where it was given); ConfigError."""
         from ..sinks.files import check_output
 
         check_output(self.cfg)
@@ -216,6 +281,9 @@ class Experiment:
             cut_off = False
         finally:
             scheduler.cancel_pending()
-            summary = recorder.finish(None, cut_off=cut_off, stopped=stopped)
+            # A fatal stop is a configuration error: exit code 4 in the summary, as under
+            # pytest, so both say the same status (run.status.final_status).
+            code = EXIT_USAGE_ERROR if stopped else None
+            summary = recorder.finish(code, cut_off=cut_off, stopped=stopped)
         assert summary is not None  # the files sink always aggregates
         return summary

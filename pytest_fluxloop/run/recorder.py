@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import ArtifactWriteError
 from ..records import ExperimentSummary, TraceRecord
 from ..sinks.base import RunEnd, RunStart, Sink
 from ..sinks.files import FileSink
@@ -60,6 +61,8 @@ class RunRecorder:
         self.records = 0
         self.failed = 0
         self.summary: ExperimentSummary | None = None
+        self.write_error: ArtifactWriteError | None = None
+        """The first failed write (disk full...): the run must stop, see :meth:`append`."""
         self._opened = False
 
     @classmethod
@@ -125,10 +128,22 @@ class RunRecorder:
         self._opened = True
 
     def append(self, record: TraceRecord) -> None:
-        """Hand ``record`` to every sink, count it, and tell the listener."""
+        """Hand ``record`` to every sink, count it, and tell the listener.
+
+        Raises:
+            ArtifactWriteError: a sink could not write it (disk full, file too large). The
+                record is in none of the files and not counted; :attr:`write_error` keeps
+                the first such error. The caller should stop the run and still
+                :meth:`finish` it: the summary then counts what is on disk.
+        """
         self.open()
-        for sink in self.sinks:
-            sink.append(record)
+        try:
+            for sink in self.sinks:
+                sink.append(record)
+        except ArtifactWriteError as exc:
+            if self.write_error is None:
+                self.write_error = exc
+            raise
         self.records += 1
         if not record.success or record.test_outcome == "failed":
             self.failed += 1

@@ -6,11 +6,20 @@ the ``@pytest.mark.fluxloop`` fixture), so they can't disagree.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..engine.executor import CaseResult
+from ..errors import ArtifactWriteError
+from ..redact import Redactor, redact
 from ..sinks.base import FinalStatus
 
 EXIT_INTERRUPTED = 2
 """pytest's exit code for Ctrl-C / SIGTERM, also used for an interrupted ``Experiment.run``."""
+EXIT_USAGE_ERROR = 4
+"""pytest's exit code for a usage error; also the exit code of a fatal configuration stop."""
+
+FATAL_STOP_PREFIX = "pytest-fluxloop: stopping the run: "
+"""How :func:`fatal_reason` starts: the session's stop reason says it was a fatal stop."""
 
 
 def final_status(
@@ -22,6 +31,10 @@ def final_status(
     ``Experiment.run``) or stopped early (``-x``, ``--maxfail``, a fatal provider error) with
     selected cases left unrun; ``complete`` when it ran to its end (failed cases included:
     exit codes 0 and 1); ``failed`` when the harness itself failed (internal or usage error).
+
+    A fatal configuration stop (bad key, no quota, unknown model) has exit code 4 like any
+    configuration error: ``interrupted`` while cases were left unrun (fix the setting, then
+    ``--resume``), ``failed`` when it hit the last case and nothing is left to resume.
     """
     if cut_off or exit_code == EXIT_INTERRUPTED or (stopped and unfinished):
         return "interrupted"
@@ -30,14 +43,53 @@ def final_status(
     return "failed"
 
 
-def fatal_reason(result: CaseResult) -> str | None:
+def fatal_reason(result: CaseResult, redactor: Redactor | None = None) -> str | None:
     """Why the run must stop after ``result``, or None.
 
     A configuration problem every case would hit (bad API key, no quota, unknown model) is
     reported once and stops the run, rather than failing every remaining case the same way.
+    The reason is printed and may quote a server or the agent, so it is redacted: by
+    ``redactor`` (the run's, which knows the config's keys), else by the environment's keys.
     """
     if not result.fatal:
         return None
     error = result.record.error
     reason = f"{error.type}: {error.message}" if error else result.record.status
-    return f"pytest-fluxloop: stopping the run: {reason}"
+    reason = redactor.redact_text(reason) if redactor is not None else str(redact(reason))
+    return f"{FATAL_STOP_PREFIX}{reason}"
+
+
+def is_fatal_stop(reason: object) -> bool:
+    """Whether a session's stop reason (pytest's ``shouldfail``/``shouldstop``; under xdist a
+    worker's reason reaches the controller as ``shouldstop``) is a :func:`fatal_reason`."""
+    return isinstance(reason, str) and reason.startswith(FATAL_STOP_PREFIX)
+
+
+WRITE_STOP_PREFIX = "pytest-fluxloop: results can't be written, stopping the run: "
+"""How :func:`write_stop_reason` starts (not a fatal configuration stop: exit code 2)."""
+
+
+def write_stop_reason(error: ArtifactWriteError, location: Path | None) -> str:
+    """Why the run stops after a failed write (disk full, file too large), and what to do.
+
+    Nothing written is lost (a failed record is in none of the files), so the fix is to
+    free space and resume the folder. Names the file and the OS reason, nothing else.
+    """
+    folder = location if location is not None else error.path.parent
+    return (
+        f"{WRITE_STOP_PREFIX}{error.path}: {error.reason}. The cases already written to "
+        f"{folder} are kept, each line whole; free disk space (or choose another "
+        f"output_directory / --output-dir), then run the rest with --resume {folder} "
+        f"(pytest: --fluxloop-resume {folder})"
+    )
+
+
+def summary_failed_reason(error: ArtifactWriteError, location: Path | None) -> str:
+    """What to say when even the final ``summary.json`` could not be written."""
+    folder = location if location is not None else error.path.parent
+    return (
+        f"pytest-fluxloop: could not write {error.path}: {error.reason}. It may still say "
+        f"'running' with older counts; the lines of every case written are whole and kept. "
+        f"Free disk space, then run with --resume {folder} (pytest: --fluxloop-resume "
+        f"{folder}): it runs what is missing and rewrites summary.json with the right counts"
+    )

@@ -21,16 +21,30 @@ from ..artifacts.writer import ExperimentWriter
 from ..config.loader import LoadedConfig
 from ..errors import ConfigError, OutputPathError
 from ..records import ExperimentSummary, TraceRecord
+from ..redact import Redactor
 from .base import RunEnd, RunStart
 
 
 def output_root(cfg: LoadedConfig, override: Path | None = None) -> Path:
-    """Where experiment folders go; validated and proven writable (ConfigError otherwise)."""
+    """Where experiment folders go; validated and proven writable (ConfigError otherwise).
+
+    ``override`` is ``Experiment.run(output_root=...)``: relative to the project root, like
+    ``output_directory``, and under the same rule (``resolve_output_root``).
+    """
     try:
         root = resolve_output_root(override or cfg.simulation.output_directory, cfg.project_root)
         return check_writable(root)
     except OutputPathError as exc:
-        raise ConfigError(f"output_directory: {exc}") from None
+        raise ConfigError(f"{_output_source(cfg, override)}: {exc}") from None
+
+
+def _output_source(cfg: LoadedConfig, override: Path | None = None) -> str:
+    """Where the output directory was given, for messages: the option, or file and key."""
+    if override is not None:
+        return "output_root"
+    if cfg.overrides.get("output_directory") is not None:
+        return cfg.overrides.option("output_directory")
+    return f"{cfg.config_path}: output_directory"
 
 
 def experiment_suffix(cfg: LoadedConfig) -> str | None:
@@ -47,12 +61,13 @@ def experiment_suffix(cfg: LoadedConfig) -> str | None:
 
 def check_output(cfg: LoadedConfig) -> None:
     """The checks made before anything is written, creating nothing: the experiment name is
-    a safe folder name and the output directory stays inside the project (ConfigError)."""
+    a safe folder name and no symlink or ``..`` leads the output directory out of where it
+    was given (``resolve_output_root``'s rule; ConfigError)."""
     experiment_suffix(cfg)
     try:
         resolve_output_root(cfg.simulation.output_directory, cfg.project_root)
     except OutputPathError as exc:
-        raise ConfigError(f"output_directory: {exc}") from None
+        raise ConfigError(f"{_output_source(cfg)}: {exc}") from None
 
 
 class FileSink:
@@ -87,6 +102,8 @@ class FileSink:
                 total_cases=start.total_cases,
                 save_traces=sim.save_traces,
                 save_aggregated_metrics=sim.save_aggregated_metrics,
+                redactor=self._redactor(),
+                max_field_chars=sim.artifact_field_max_chars,
             )
             return
         suffix = experiment_suffix(self.cfg)
@@ -103,9 +120,15 @@ class FileSink:
                 save_traces=sim.save_traces,
                 save_aggregated_metrics=sim.save_aggregated_metrics,
                 suffix=suffix,
+                redactor=self._redactor(),
+                max_field_chars=sim.artifact_field_max_chars,
             )
         except OutputPathError as exc:
             raise ConfigError(f"output_directory: {exc}") from None
+
+    def _redactor(self) -> Redactor:
+        # The config's own keys (any shape: "local-key-123...") besides the environment's.
+        return Redactor(extra_secrets=self.cfg.secrets())
 
     def append(self, record: TraceRecord) -> None:
         """Append the record to the JSONL files (flushed before returning)."""

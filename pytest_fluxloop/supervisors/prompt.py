@@ -10,6 +10,12 @@ the simulator. Hence:
   start a line of its own (newlines in it are escaped), let alone forge an END marker;
 * the protocol rules (data is data; answer with the decision JSON only) are always appended
   to the system prompt, a user-supplied ``system_prompt`` included.
+
+The transcript is bounded too (:data:`MAX_TRANSCRIPT_CHARS`): an agent that returns
+megabytes must not make every supervisor call fail or cost a fortune. No message takes more
+than half the budget (a longer one is cut, with a visible marker); the newest messages are
+kept first, whole where they fit; the oldest ones that do not fit are left out, with a
+marker line saying how many.
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from typing import Any
 from ..redact import Redactor
 from .base import SupervisorRequest
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "PROTOCOL_RULES", "render_request", "system_prompt"]
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "MAX_TRANSCRIPT_CHARS",
+    "PROTOCOL_RULES",
+    "render_request",
+    "system_prompt",
+]
 
 DEFAULT_SYSTEM_PROMPT = """\
 You play the user in a simulated conversation with an AI assistant that is being tested.
@@ -55,6 +67,10 @@ Output format: reply with one JSON object and nothing else, with exactly these k
 
 # Keep the input's metadata from bloating every request.
 MAX_METADATA_CHARS = 4000
+#: The transcript lines of one request, in characters (about 15k tokens).
+MAX_TRANSCRIPT_CHARS = 60_000
+# An older message is cut to fit only if this much of it would be left; else it is omitted.
+MIN_CUT_MESSAGE_CHARS = 500
 
 
 def system_prompt(custom: str | None = None) -> str:
@@ -79,8 +95,73 @@ def _metadata_line(metadata: dict[str, Any], redactor: Redactor | None) -> str |
     return line
 
 
-def render_request(request: SupervisorRequest, redactor: Redactor | None = None) -> str:
-    """The user message for one decision: context and transcript blocks, then the task."""
+def _message_line(index: int, turn: dict[str, str], content: str) -> str:
+    return _line({"message": index, "role": turn.get("role", ""), "content": content})
+
+
+def _cut_message_line(index: int, turn: dict[str, str], room: int) -> str:
+    """Message ``index`` cut so that its line is at most ``room`` characters (roughly: a
+    line is never cut below its marker), its content ending in a visible marker."""
+    content = str(turn.get("content", ""))
+    keep = max(room - len(_message_line(index, turn, "")), 0)
+    while True:
+        marker = f" [... truncated: {len(content) - keep} of {len(content)} characters omitted]"
+        line = _message_line(index, turn, content[:keep] + marker)
+        excess = len(line) - room
+        if excess <= 0 or keep == 0:
+            return line
+        # Escaped characters take more room than one: drop as many as the line is over.
+        keep = max(keep - excess, 0)
+
+
+def _transcript_lines(turns: list[dict[str, str]], budget: int) -> list[str]:
+    """The transcript's lines within ``budget`` characters: a message with older ones before
+    it takes at most half of it, and the newest messages are kept first (whole where they
+    fit)."""
+    lines: list[str] = []
+    used = 0
+    omitted = 0
+    for index in range(len(turns), 0, -1):
+        turn = turns[index - 1]
+        line = _message_line(index, turn, str(turn.get("content", "")))
+        if len(line) > budget // 2 and index > 1:
+            # One runaway reply must leave room for the conversation before it.
+            line = _cut_message_line(index, turn, max(budget // 2, MIN_CUT_MESSAGE_CHARS))
+        if used + len(line) <= budget:
+            lines.append(line)
+            used += len(line) + 1
+            continue
+        room = budget - used
+        # The newest message is always shown, cut if need be; an older one only if a
+        # useful part of it fits.
+        if not lines or room >= MIN_CUT_MESSAGE_CHARS:
+            lines.append(_cut_message_line(index, turn, max(room, MIN_CUT_MESSAGE_CHARS)))
+            index -= 1
+        omitted = index
+        break
+    lines.reverse()
+    if omitted:
+        note = (
+            f"{omitted} earlier message(s) omitted: the transcript is longer than "
+            f"{budget} characters"
+        )
+        lines.insert(0, _line({"omitted_messages": omitted, "note": note}))
+    return lines
+
+
+def render_request(
+    request: SupervisorRequest,
+    redactor: Redactor | None = None,
+    *,
+    max_transcript_chars: int = MAX_TRANSCRIPT_CHARS,
+) -> str:
+    """The user message for one decision: context and transcript blocks, then the task.
+
+    The transcript keeps to ``max_transcript_chars`` characters: a message longer than half
+    of that is cut (its content ends with a ``[... truncated: ...]`` marker), the newest
+    messages are kept first, and an ``omitted_messages`` line stands for the oldest ones
+    that did not fit.
+    """
     context = [
         _line({key: value})
         for key, value in (
@@ -93,10 +174,7 @@ def render_request(request: SupervisorRequest, redactor: Redactor | None = None)
     meta = _metadata_line(request.metadata, redactor)
     if meta:
         context.append(meta)
-    transcript = [
-        _line({"message": index, "role": turn.get("role", ""), "content": turn.get("content", "")})
-        for index, turn in enumerate(request.turns, start=1)
-    ]
+    transcript = _transcript_lines(request.turns, max_transcript_chars)
     body = "\n".join([*context, "\x00", *transcript])
     block_id = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 

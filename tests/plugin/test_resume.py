@@ -62,9 +62,10 @@ def test_resume_skips_a_torn_last_line(project: Project, monkeypatch: pytest.Mon
     path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
     again = project.pytester.runpytest_subprocess(*base, "--fluxloop-resume", str(exp))
     again.assert_outcomes(passed=1, deselected=N - 1)
-    again.stderr.fnmatch_lines(["*skipping a truncated line*"])
+    again.stderr.fnmatch_lines(["*trace_summary.jsonl: removed a truncated last line*"])
     summary = project.summary(exp)
     assert summary["total_traces"] == N
+    assert len(project.jsonl(path)) == N  # every line parses: nothing glued onto the torn one
 
 
 def test_resume_refuses_another_experiment(project: Project, tmp_path_factory) -> None:
@@ -110,3 +111,45 @@ def run(input_text):
     project.pytester.runpytest(*base).assert_outcomes(passed=1)
     traces = project.jsonl(project.experiments()[-1] / "traces.jsonl")
     assert traces[0]["attempts"] == 2
+
+
+TAIL_N = 40
+TAIL_AGENT = """\
+import fluxloop
+
+@fluxloop.agent()
+def run(input_text):
+    return input_text
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tail", ["torn", "unfinished"])
+def test_resume_repairs_the_tail_of_every_file(project: Project, tail: str) -> None:
+    """The run stopped while writing its last record: trace_summary.jsonl (written last)
+    doesn't list it, and traces.jsonl ends with half of it (``torn``: a failed or cut write)
+    or all of it (``unfinished``: killed between the files). Resume cuts that tail, with a
+    warning naming the file, instead of gluing the next record onto it or keeping it twice."""
+    inputs = "generated_inputs:\n" + "".join(f"  - input: 'q{i}'\n" for i in range(TAIL_N))
+    project.setup(inputs=inputs, agent=TAIL_AGENT)
+    base = ("--fluxloop-config", project.config, "-p", "no:cacheprovider")
+    project.pytester.runpytest_subprocess(*base).assert_outcomes(passed=TAIL_N)
+    exp = project.only_experiment()
+    listed = exp / "trace_summary.jsonl"
+    listed.write_bytes(b"".join(listed.read_bytes().splitlines(keepends=True)[:-1]))
+    traces = exp / "traces.jsonl"
+    if tail == "torn":
+        lines = traces.read_bytes().splitlines(keepends=True)
+        traces.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+
+    again = project.pytester.runpytest_subprocess(*base, "--fluxloop-resume", str(exp))
+    again.assert_outcomes(passed=1, deselected=TAIL_N - 1)
+    summary = project.summary(exp)
+    assert (summary["status"], summary["total_traces"]) == ("complete", TAIL_N)
+    # The counts are the lines that parse, one per case, in every file.
+    parsed = project.jsonl(traces)
+    assert len(parsed) == len({t["case_id"] for t in parsed}) == TAIL_N
+    assert [t["trace_id"] for t in parsed] == [s["trace_id"] for s in project.jsonl(listed)]
+    observed = {o["trace_id"] for o in project.jsonl(exp / "observations.jsonl")}
+    assert observed == {t["trace_id"] for t in parsed}
+    again.stderr.fnmatch_lines([f"*{traces}: removed*"])

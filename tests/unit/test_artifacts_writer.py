@@ -206,6 +206,7 @@ def test_create_writes_initial_files(tmp_path: Path) -> None:
     assert len(writer.run_id) == 32
     names = sorted(p.name for p in writer.path.iterdir())
     assert names == [
+        ".fluxloop-reserve",  # disk space for the final summary, released by finish()
         "config.yaml",
         "metadata.json",
         "observations.jsonl",
@@ -226,6 +227,7 @@ def test_create_writes_initial_files(tmp_path: Path) -> None:
     assert summary["total_traces"] == 0
     assert summary["run_id"] == writer.run_id
     writer.finish("complete")
+    assert not (writer.path / ".fluxloop-reserve").exists()
 
 
 def test_config_yaml_keeps_order_and_unicode(tmp_path: Path) -> None:
@@ -527,18 +529,21 @@ def test_disk_full_keeps_written_lines(tmp_path: Path, partial: bool) -> None:
     lines = target.read_text(encoding="utf-8").split("\n")
     assert [json.loads(line)["trace_id"] for line in lines[:3]] == ["trace-0", "trace-1", "trace-2"]
 
-    flaky.fail = False  # space freed: the writer carries on on a fresh line
+    # The half-written line was cut back: every file ends with a whole line, and the failed
+    # record is in none of them (its detail lines were written first, then removed too).
+    for name in ("trace_summary.jsonl", "traces.jsonl", "observations.jsonl"):
+        assert (writer.path / name).read_bytes().endswith(b"}\n"), name
+    assert len(read_lines(writer.path / "traces.jsonl")) == 3
+    assert {o["trace_id"] for o in read_lines(writer.path / "observations.jsonl")} == {
+        "trace-0", "trace-1", "trace-2"
+    }  # fmt: skip
+
+    flaky.fail = False  # space freed: the writer carries on
     writer.append(make_record(4))
     summary = writer.finish("complete")
-    lines = [ln for ln in target.read_text(encoding="utf-8").split("\n") if ln]
-    parsed = []
-    for line in lines:
-        try:
-            parsed.append(json.loads(line)["trace_id"])
-        except json.JSONDecodeError:
-            parsed.append("<torn>")
-    expected = ["trace-0", "trace-1", "trace-2", *(["<torn>"] if partial else []), "trace-4"]
-    assert parsed == expected
+    expected = ["trace-0", "trace-1", "trace-2", "trace-4"]
+    for name in ("trace_summary.jsonl", "traces.jsonl"):
+        assert [line["trace_id"] for line in read_lines(writer.path / name)] == expected, name
     assert summary.total_traces == 4  # the failed record was not counted
 
 

@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from pytest_fluxloop.engine.async_loop import PING_TIMEOUT_SECONDS, AsyncCall, SharedLoop
+from pytest_fluxloop.engine.async_loop import (
+    PING_TIMEOUT_SECONDS,
+    AsyncCall,
+    LoopBlocked,
+    SharedLoop,
+)
 
 GUARD = 5.0  # seconds: only ever reached when something hangs
 NEVER = 0.2  # seconds to wait for something that is known not to happen
@@ -299,11 +304,7 @@ def test_a_call_cancelled_before_it_started_never_runs(loops: Loops) -> None:
 
 def short_ping(shared: SharedLoop, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ping a blocked loop for NEVER seconds instead of the default second."""
-
-    def ping(timeout: float = NEVER) -> bool:
-        return SharedLoop.responsive(shared, timeout)
-
-    monkeypatch.setattr(shared, "responsive", ping)
+    monkeypatch.setattr(shared, "ping_timeout", NEVER)
 
 
 def test_default_ping_timeout_is_a_second() -> None:
@@ -406,3 +407,117 @@ def test_run_from_many_threads_while_one_call_is_slow(loops: Loops) -> None:
     assert not slow_call.finished.is_set()
     gate_open.set()
     assert slow_call.future.result(GUARD) == "slow"
+
+
+# --------------------------------------------------------------------------- who blocked it
+
+
+def test_blocked_names_the_blocking_call_and_gives_up_every_other_call(
+    loops: Loops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared, _ = loops.make()
+    short_ping(shared, monkeypatch)
+    awaiting = threading.Event()
+
+    async def waits() -> str:
+        awaiting.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    started = shared.submit(waits(), label="started-victim")  # suspended in an await
+    assert awaiting.wait(GUARD)
+    entered, release = threading.Event(), threading.Event()
+    loops.releases.append(release)
+    blocker = shared.submit(blocking(entered, release), label="the-blocker")
+    loops.remember(blocker)
+    assert entered.wait(GUARD)
+    queued = shared.submit(current_thread(), label="queued-victim")  # never gets to start
+    assert queued.task is None
+
+    found = shared.blocked(queued)
+    assert found is not None
+    assert found.blocker is blocker and found.by == "the-blocker"
+    assert shared.abandoned == 1
+    # Both other calls are given up at once, with the reason, not left to their deadline.
+    for victim in (started, queued):
+        t0 = time.monotonic()
+        with pytest.raises(LoopBlocked, match="blocked by case the-blocker"):
+            victim.result()
+        assert time.monotonic() - t0 < NEVER
+        assert victim.aborted is found
+    # The answer is kept: asking again (from the blocker's own timeout) does not ping.
+    t0 = time.monotonic()
+    assert shared.blocked(blocker) is found
+    assert time.monotonic() - t0 < NEVER / 2
+    assert shared.abandoned == 1
+    # Later calls run on a fresh loop; the blocker still finishes on the old one.
+    fresh = shared.submit(current_thread())
+    assert fresh.loop is not blocker.loop
+    assert fresh.future.result(GUARD) is not None
+    release.set()
+    assert blocker.future.result(GUARD) == "unblocked"
+
+
+def test_blocked_is_none_for_a_loop_that_answers(loops: Loops) -> None:
+    shared, _ = loops.make()
+    gate = threading.Event()
+    loops.releases.append(gate)
+
+    async def slow_but_polite() -> str:
+        while not gate.is_set():
+            await asyncio.sleep(0.005)
+        return "done"
+
+    call = shared.submit(slow_but_polite(), label="polite")
+    assert shared.blocked(call) is None
+    assert shared.abandoned == 0 and call.aborted is None
+    gate.set()
+    assert call.result() == "done"
+
+
+def test_a_loop_blocked_by_a_plain_callback_has_no_named_blocker(
+    loops: Loops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared, _ = loops.make()
+    short_ping(shared, monkeypatch)
+    assert shared.run(current_thread()) is not None
+    entered, release = threading.Event(), threading.Event()
+    loops.releases.append(release)
+
+    def stuck() -> None:
+        entered.set()
+        release.wait(GUARD)
+
+    victim = shared.submit(asyncio.sleep(60), label="victim")
+    loops.remember(victim)
+    assert victim.loop is not None
+    victim.loop.call_soon_threadsafe(stuck)  # not a task: e.g. a library's callback
+    assert entered.wait(GUARD)
+    found = shared.blocked(victim)
+    assert found is not None and found.blocker is None and found.by is None
+    with pytest.raises(LoopBlocked, match="unidentified"):
+        victim.result()
+
+
+def test_a_task_created_by_a_call_blocking_the_loop_blames_that_call(
+    loops: Loops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared, _ = loops.make()
+    short_ping(shared, monkeypatch)
+    entered, release = threading.Event(), threading.Event()
+    loops.releases.append(release)
+
+    async def agent() -> list[str]:
+        # The blocking call sits in a tool run by gather: a task of its own.
+        return await asyncio.gather(blocking(entered, release), asyncio.sleep(0, "other"))
+
+    blocker = shared.submit(agent(), label="gathers")
+    loops.remember(blocker)
+    assert entered.wait(GUARD)
+    victim = shared.submit(current_thread(), label="victim")
+    found = shared.blocked(victim)
+    assert found is not None and found.blocker is blocker and found.by == "gathers"
+    with pytest.raises(LoopBlocked, match="case gathers"):
+        victim.result()
+    release.set()
+    assert blocker.future.result(GUARD) == ["unblocked", "other"]

@@ -11,6 +11,7 @@ import errno
 import inspect
 import json
 import math
+import os
 import random
 import re
 import threading
@@ -631,3 +632,97 @@ def test_unicode_round_trips_exactly(text: str) -> None:
     assert restored.input == text
     assert restored.output == {"echo": text, "note": "✓ réponse\n"}
     assert restored == record
+
+
+# --------------------------------------------------------------------------- the working directory
+
+
+def cwd_notices(record: TraceRecord) -> list[Any]:
+    return [o for o in record.observations if o.name == "cwd_changed"]
+
+
+def test_an_agent_chdir_into_a_deleted_directory_is_undone_and_noted(tmp_path: Path) -> None:
+    (tmp_path / "fact.txt").write_text("42")
+    scratch = tmp_path / "scratch"
+
+    def run(input_text: str) -> str:
+        with open("fact.txt") as fh:  # relative to the runner's working directory
+            fact = fh.read()
+        if input_text == "wander":
+            scratch.mkdir()
+            os.chdir(scratch)
+            scratch.rmdir()  # the process's cwd no longer exists
+        return fact
+
+    os.chdir(tmp_path)
+    executor = CaseExecutor(target_of(run), RunSettings(max_retries=0), workdir=tmp_path)
+    wander = executor.run(make_case("wander")).record
+    assert wander.status == "success"
+    (notice,) = cwd_notices(wander)
+    assert notice.type == "notice"
+    assert notice.metadata["chdir_to"] == [str(scratch)]
+    assert notice.metadata["restored_to"] == str(tmp_path)
+    assert notice.metadata["left_changed"] is True
+    assert os.getcwd() == str(tmp_path)
+    later = executor.run(make_case("read")).record
+    assert later.status == "success", later.error
+    assert later.output == "42"
+    assert cwd_notices(later) == []
+
+
+def test_the_runner_directory_is_restored_before_an_attempt(tmp_path: Path) -> None:
+    (tmp_path / "fact.txt").write_text("42")
+
+    def run(input_text: str) -> str:
+        return Path("fact.txt").read_text()
+
+    executor = CaseExecutor(target_of(run), RunSettings(max_retries=0), workdir=tmp_path)
+    os.chdir(Path(tmp_path).anchor)  # moved by something outside any case (a leaked thread)
+    record = executor.run(make_case()).record
+    assert record.status == "success" and record.output == "42"
+    assert cwd_notices(record) == []
+
+
+@pytest.mark.parametrize("mover_is_async", [False, True], ids=["sync", "async"])
+def test_the_notice_goes_to_the_case_that_chdir_ed(tmp_path: Path, mover_is_async: bool) -> None:
+    from pytest_fluxloop.engine.scheduler import CaseScheduler
+
+    moved, stayer_done = threading.Event(), threading.Event()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def stay() -> str:
+        assert moved.wait(HANG_GUARD_S)  # finishes while the other case has moved the cwd
+        return "stayed"
+
+    def move() -> None:
+        os.chdir(elsewhere)
+        moved.set()
+
+    async def move_async() -> str:
+        move()
+        while not stayer_done.is_set():
+            await asyncio.sleep(0.005)
+        return "moved"
+
+    def run(input_text: str) -> Any:
+        if input_text == "stay":
+            return stay()
+        if mover_is_async:
+            return move_async()
+        move()
+        assert stayer_done.wait(HANG_GUARD_S)
+        return "moved"
+
+    executor = CaseExecutor(target_of(run), RunSettings(max_retries=0), workdir=tmp_path)
+    scheduler = CaseScheduler(executor.run, 2)
+    mover, stayer = make_case("move"), make_case("stay")
+    scheduler.schedule([mover, stayer])
+    stayed = scheduler.result(stayer).record
+    stayer_done.set()
+    moved_record = scheduler.result(mover).record
+    assert (stayed.status, moved_record.status) == ("success", "success")
+    assert cwd_notices(stayed) == []  # it only saw the change
+    (notice,) = cwd_notices(moved_record)
+    assert notice.metadata["chdir_to"] == [str(elsewhere)]
+    assert os.getcwd() == str(tmp_path)
