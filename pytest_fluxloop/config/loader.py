@@ -321,6 +321,11 @@ def _set_path(raw: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
+DOTENV_SET: dict[str, str] = {}
+"""Variables :func:`load_dotenv` put into ``os.environ`` (and their values), so the pytest
+adapter can take them out again when the run ends."""
+
+
 def load_dotenv(path: Path) -> None:
     """Read ``.env`` in the project root; never override a variable already set."""
     if not path.is_file():
@@ -330,3 +335,4 @@ def load_dotenv(path: Path) -> None:
     for key, value in dotenv_values(path).items():
         if value is not None and key not in os.environ:
             os.environ[key] = value
+            DOTENV_SET[key] = value

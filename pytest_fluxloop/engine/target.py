@@ -40,6 +40,11 @@ class Target:
         return self.factory()
 
 
+ADDED_PATHS: list[str] = []
+"""``sys.path`` entries :meth:`Workspace.activate` added, so the pytest adapter can take them
+out again when the run ends."""
+
+
 @dataclass(frozen=True)
 class Workspace:
     """``working_directory`` and ``python_path`` of a runner, resolved against the project."""
@@ -65,6 +70,7 @@ class Workspace:
             text = str(entry)
             if text not in sys.path:
                 sys.path.insert(0, text)
+                ADDED_PATHS.append(text)
         if chdir:
             os.chdir(self.working_directory)
 

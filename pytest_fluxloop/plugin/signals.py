@@ -2,7 +2,9 @@
 
 A CI cancel sends SIGTERM: it becomes KeyboardInterrupt so pytest stops cleanly, the session
 finish hook runs, and ``summary.json`` says ``interrupted`` (exit code 2). The runner may
-``chdir`` into the agent's working directory; the original one is restored at the end.
+``chdir`` into the agent's working directory, put the project's import paths on ``sys.path``
+and load the project's ``.env``; all three are undone when the run ends, so a process that
+goes on after ``pytest.main`` (the CLI, an embedding tool) is left as it was.
 """
 
 from __future__ import annotations
@@ -32,12 +34,27 @@ class ProcessGuard:
             self._old_sigterm = None  # not the main thread (embedded pytest.main)
 
     def restore(self) -> None:
-        """Undo the SIGTERM handler and the working-directory change."""
+        """Undo the SIGTERM handler, the working directory, and the ``sys.path`` entries and
+        ``.env`` variables the run added (a variable changed since is left alone)."""
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
         with contextlib.suppress(OSError):
             os.chdir(self._cwd)
+        # Only modules that were loaded can have changed anything: importing them here
+        # would load the engine into a run that never used it.
+        target = sys.modules.get("pytest_fluxloop.engine.target")
+        added_paths: list[str] = getattr(target, "ADDED_PATHS", [])
+        for entry in added_paths:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+        added_paths.clear()
+        loader = sys.modules.get("pytest_fluxloop.config.loader")
+        dotenv_set: dict[str, str] = getattr(loader, "DOTENV_SET", {})
+        for key, value in dotenv_set.items():
+            if os.environ.get(key) == value:
+                del os.environ[key]
+        dotenv_set.clear()
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
