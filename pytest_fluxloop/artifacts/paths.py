@@ -19,6 +19,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_SUFFIX_LENGTH",
     "OutputPathError",
+    "check_output_option",
     "check_writable",
     "make_experiment_dir",
     "resolve_output_root",
@@ -176,6 +177,19 @@ def _entered(path: Path, root: Path) -> Path | None:
         if prefix.resolve().is_relative_to(root):
             return prefix
     return None
+
+
+def check_output_option(flag: str, value: str | Path, base: Path) -> None:
+    """Rule 1 of :func:`resolve_output_root` for an output directory given on a command line,
+    where its ``base`` (the current directory) is known; the loader applies rule 2 later.
+
+    Raises:
+        OutputPathError: its message starts with ``flag``.
+    """
+    try:
+        resolve_output_root(value, None, base=base)
+    except OutputPathError as exc:
+        raise OutputPathError(f"{flag}: {exc}") from None
 
 
 def _not_writable(path: Path, reason: object) -> OutputPathError:

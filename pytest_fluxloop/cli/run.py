@@ -154,22 +154,14 @@ def _cli_overrides(
         value = values.get(spec.name)
         if spec.path is not None:
             if spec.path.stays_inside and value is not None:
-                _check_stays_inside(ctx, spec, value, cwd)
+                from ..artifacts.paths import check_output_option
+
+                # OutputPathError is a ConfigError: the CLI's error boundary exits 4.
+                check_output_option(spec.cli_flag, value, cwd)
             base = project_root if spec.path.cli_base == "cwd_or_project" else None
             value = _user_path(value, cwd, base)
         fields[spec.name] = value
     return _build_overrides(ctx, fields)
-
-
-def _check_stays_inside(ctx: click.Context, spec: OverrideSpec, value: Path, cwd: Path) -> None:
-    """Exit 4 when ``..`` or a symlink leads a relative ``value`` out of ``cwd``."""
-    from ..artifacts.paths import resolve_output_root
-    from ..errors import OutputPathError
-
-    try:
-        resolve_output_root(value, None, base=cwd)
-    except OutputPathError as exc:
-        _fail(ctx, f"{spec.cli_flag}: {exc}")
 
 
 def _plural(count: int, noun: str) -> str:

@@ -133,12 +133,8 @@ def _path_value(spec: OverrideSpec, value: str, base: Path) -> str:
     """
     path = Path(value).expanduser()
     if spec.path is not None and spec.path.stays_inside:
-        from ..artifacts.paths import resolve_output_root
-        from ..errors import ConfigError, OutputPathError
+        from ..artifacts.paths import check_output_option
 
-        try:
-            resolve_output_root(value, None, base=base)
-        except OutputPathError as exc:
-            raise ConfigError(f"{spec.pytest[0]}: {exc}") from None
+        check_output_option(spec.pytest[0], value, base)  # a ConfigError: usage error
         return str(path if path.is_absolute() else base / path)
     return str((base / path).resolve())

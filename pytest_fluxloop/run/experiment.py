@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..plan.cases import Case, ExperimentPlan, plan_experiment
 from ..records import ExperimentSummary
 from ..redact import Redactor, install_log_redaction
-from .status import EXIT_USAGE_ERROR, fatal_reason
+from .status import EXIT_USAGE_ERROR
 
 if TYPE_CHECKING:
     from ..engine.drivers.conversation import MultiTurnConversation
@@ -275,7 +275,7 @@ class Experiment:
                 # Up to parallel_runs in flight; records still written in case order.
                 result = scheduler.result(case, ahead=cases[index + 1 : index + 1 + ahead])
                 recorder.append(result.record)
-                if fatal_reason(result):
+                if result.fatal:  # stop once, as under pytest (run.status)
                     stopped = True
                     break
             cut_off = False

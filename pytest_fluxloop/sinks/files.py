@@ -31,9 +31,18 @@ def output_root(cfg: LoadedConfig, override: Path | None = None) -> Path:
     ``override`` is ``Experiment.run(output_root=...)``: relative to the project root, like
     ``output_directory``, and under the same rule (``resolve_output_root``).
     """
+    root = _resolved_root(cfg, override)
     try:
-        root = resolve_output_root(override or cfg.simulation.output_directory, cfg.project_root)
         return check_writable(root)
+    except OutputPathError as exc:
+        raise ConfigError(f"{_output_source(cfg, override)}: {exc}") from None
+
+
+def _resolved_root(cfg: LoadedConfig, override: Path | None = None) -> Path:
+    """The output root under ``resolve_output_root``'s rule, creating nothing (ConfigError
+    naming where the path was given)."""
+    try:
+        return resolve_output_root(override or cfg.simulation.output_directory, cfg.project_root)
     except OutputPathError as exc:
         raise ConfigError(f"{_output_source(cfg, override)}: {exc}") from None
 
@@ -64,10 +73,7 @@ def check_output(cfg: LoadedConfig) -> None:
     a safe folder name and no symlink or ``..`` leads the output directory out of where it
     was given (``resolve_output_root``'s rule; ConfigError)."""
     experiment_suffix(cfg)
-    try:
-        resolve_output_root(cfg.simulation.output_directory, cfg.project_root)
-    except OutputPathError as exc:
-        raise ConfigError(f"{_output_source(cfg)}: {exc}") from None
+    _resolved_root(cfg)
 
 
 class FileSink:
