@@ -1,9 +1,13 @@
 """``import fluxloop``: the FluxLoop SDK names from the product documents, unchanged.
 
 A thin facade so agents instrumented as the FluxLoop documents show (``@fluxloop.agent()``)
-run under pytest-fluxloop without edits. Production code imports this module, so it loads
-only the SDK (:mod:`pytest_fluxloop.sdk`); the harness names (``Experiment``,
-``load_config``, ...) are imported on first use.
+run under pytest-fluxloop without edits. It also provides every name of the earlier FluxLoop
+SDK (the PyPI distribution ``fluxloop`` 0.1.x: ``prompt``, ``instrument``, ``configure``,
+``get_config``, ``reset_config``, ``load_env``, ``record_call_args``, ...), so that SDK need
+not be installed: it would overwrite this very file (see :mod:`pytest_fluxloop.distributions`).
+
+Production code imports this module, so it loads only the SDK (:mod:`pytest_fluxloop.sdk`);
+the harness names (``Experiment``, ``load_config``, ...) are imported on first use.
 
 PYTEST_DONT_REWRITE: the CLI imports this package before pytest starts, and the plugin
 needs no assertion rewriting.
@@ -14,13 +18,36 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pytest_fluxloop.sdk import agent, current_trace, event, tool, trace
+from pytest_fluxloop.sdk import (
+    Instrumentation,
+    ObservationType,
+    SDKConfig,
+    agent,
+    configure,
+    current_trace,
+    disable_recording,
+    enable_recording,
+    event,
+    get_config,
+    instrument,
+    load_env,
+    prompt,
+    record_call_args,
+    reset_config,
+    set_recording_options,
+    tool,
+    trace,
+)
 
 if TYPE_CHECKING:
     from pytest_fluxloop.config import load_config
     from pytest_fluxloop.plan import Case
     from pytest_fluxloop.records import ExperimentSummary, Observation, TraceRecord
     from pytest_fluxloop.run import Experiment
+
+__pytest_fluxloop__ = True
+"""Marks this ``fluxloop`` package as pytest-fluxloop's (another distribution's ``fluxloop``
+has no such attribute; :func:`pytest_fluxloop.distributions.foreign_fluxloop_message`)."""
 
 # Harness names, loaded lazily: name -> module that defines it.
 _LAZY = {
@@ -36,12 +63,25 @@ __all__ = [
     "Case",
     "Experiment",
     "ExperimentSummary",
+    "Instrumentation",
     "Observation",
+    "ObservationType",
+    "SDKConfig",
     "TraceRecord",
     "agent",
+    "configure",
     "current_trace",
+    "disable_recording",
+    "enable_recording",
     "event",
+    "get_config",
+    "instrument",
     "load_config",
+    "load_env",
+    "prompt",
+    "record_call_args",
+    "reset_config",
+    "set_recording_options",
     "tool",
     "trace",
 ]

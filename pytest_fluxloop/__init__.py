@@ -2,7 +2,8 @@
 
 Public API (imported lazily, so loading the pytest plugin stays cheap)::
 
-    from pytest_fluxloop import agent, trace, tool, event      # instrumentation SDK
+    from pytest_fluxloop import agent, trace, tool, prompt, event, instrument  # SDK
+    from pytest_fluxloop import configure, load_env, record_call_args         # SDK settings
     from pytest_fluxloop import Experiment, load_config        # run from plain Python
 
 PYTEST_DONT_REWRITE: the CLI imports this package before pytest starts, and the plugin
@@ -21,7 +22,26 @@ if TYPE_CHECKING:
     from .plugin.marker import FluxloopResult
     from .records import ExperimentSummary, Observation, TraceRecord
     from .run import Experiment
-    from .sdk import agent, current_trace, event, tool, trace
+    from .sdk import (
+        Instrumentation,
+        ObservationType,
+        SDKConfig,
+        agent,
+        configure,
+        current_trace,
+        disable_recording,
+        enable_recording,
+        event,
+        get_config,
+        instrument,
+        load_env,
+        prompt,
+        record_call_args,
+        reset_config,
+        set_recording_options,
+        tool,
+        trace,
+    )
 
 _EXPORTS = {
     "agent": "sdk",
@@ -29,6 +49,19 @@ _EXPORTS = {
     "tool": "sdk",
     "event": "sdk",
     "current_trace": "sdk",
+    "prompt": "sdk",
+    "instrument": "sdk",
+    "Instrumentation": "sdk",
+    "ObservationType": "sdk",
+    "SDKConfig": "sdk",
+    "configure": "sdk",
+    "get_config": "sdk",
+    "reset_config": "sdk",
+    "load_env": "sdk",
+    "record_call_args": "sdk",
+    "enable_recording": "sdk",
+    "disable_recording": "sdk",
+    "set_recording_options": "sdk",
     "Experiment": "run",
     "load_config": "config",
     "LoadedConfig": "config",
@@ -52,15 +85,28 @@ __all__ = [
     "ExperimentSummary",
     "FluxloopError",
     "FluxloopResult",
+    "Instrumentation",
     "LoadedConfig",
     "Observation",
+    "ObservationType",
     "Overrides",
+    "SDKConfig",
     "TargetError",
     "TraceRecord",
     "agent",
+    "configure",
     "current_trace",
+    "disable_recording",
+    "enable_recording",
     "event",
+    "get_config",
+    "instrument",
     "load_config",
+    "load_env",
+    "prompt",
+    "record_call_args",
+    "reset_config",
+    "set_recording_options",
     "tool",
     "trace",
 ]

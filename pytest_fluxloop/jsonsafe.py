@@ -25,6 +25,15 @@ Coercion rules (stable; artifact readers rely on them):
   string or key that lost one is added to that list (the record builder keeps them in
   the record's ``metadata.replaced_invalid_unicode``, see :func:`replacement_note`);
 * anything else -> ``repr()`` truncated to ``max_repr`` characters.
+
+With ``placeholders=True`` (argument recording, where a value must be recognisable as "not
+data" rather than look like a string the caller passed) the last two rules change: callables
+(functions, methods, classes), bytes and any other non-JSON object become typed placeholders,
+dicts keyed by :data:`PLACEHOLDER_KEY` (see :func:`placeholder`)::
+
+    {"__fluxloop__": "callable", "name": "send"}
+    {"__fluxloop__": "bytes", "length": 12}
+    {"__fluxloop__": "object", "type": "socket.socket", "repr": "<socket.socket fd=3 ...>"}
 """
 
 from __future__ import annotations
@@ -50,8 +59,11 @@ __all__ = [
     "DEFAULT_MAX_REPR",
     "MAX_DEPTH_MARKER",
     "MAX_REPLACED_PATHS",
+    "PLACEHOLDER_KEY",
+    "PLACEHOLDER_REPR_CHARS",
     "REPLACED_INVALID_UNICODE",
     "dumps_line",
+    "placeholder",
     "replacement_note",
     "to_jsonable",
 ]
@@ -63,6 +75,10 @@ DEFAULT_MAX_REPR = 2_000
 REPLACED_INVALID_UNICODE = "replaced_invalid_unicode"
 """The record ``metadata`` key that says which strings lost lone surrogates to U+FFFD."""
 MAX_REPLACED_PATHS = 20
+PLACEHOLDER_KEY = "__fluxloop__"
+"""The key that marks a placeholder dict; its value names the kind of value replaced."""
+PLACEHOLDER_REPR_CHARS = 200
+"""An object placeholder keeps at most this much of the object's ``repr()``."""
 
 # Characters that str.splitlines() treats as line breaks but json.dumps(ensure_ascii=False)
 # leaves raw. They can only occur inside JSON strings, where an escape is equivalent.
@@ -78,6 +94,7 @@ def to_jsonable(
     max_repr: int = DEFAULT_MAX_REPR,
     replaced: list[str] | None = None,
     path: str = "",
+    placeholders: bool = False,
 ) -> Any:
     """Return a JSON-safe copy of ``obj`` (dicts, lists, str, int, float, bool, None).
 
@@ -88,8 +105,15 @@ def to_jsonable(
             ``metadata.<key> (key)``) of every string whose lone surrogates became U+FFFD is
             appended to it, so the change is not silent.
         path: the path of ``obj`` itself in those entries (e.g. ``"output"``).
+        placeholders: replace callables, bytes and other non-JSON objects by typed
+            placeholder dicts instead of text (see the module docstring).
     """
-    return _Walker(max_depth, max_repr, replaced, path).walk(obj, 0)
+    return _Walker(max_depth, max_repr, replaced, path, placeholders).walk(obj, 0)
+
+
+def placeholder(kind: str, **fields: Any) -> dict[str, Any]:
+    """A typed placeholder: ``{"__fluxloop__": kind, **fields}`` (a value with no JSON form)."""
+    return {PLACEHOLDER_KEY: kind, **fields}
 
 
 def replacement_note(replaced: list[str]) -> dict[str, Any]:
@@ -141,13 +165,19 @@ class _Walker:
     """One traversal: tracks the containers on the current path to detect cycles, and (when
     asked for ``replaced``) the JSON path, to say where lone surrogates were replaced."""
 
-    __slots__ = ("_active", "_max_depth", "_max_repr", "_path", "_replaced")
+    __slots__ = ("_active", "_max_depth", "_max_repr", "_path", "_placeholders", "_replaced")
 
     def __init__(
-        self, max_depth: int, max_repr: int, replaced: list[str] | None = None, path: str = ""
+        self,
+        max_depth: int,
+        max_repr: int,
+        replaced: list[str] | None = None,
+        path: str = "",
+        placeholders: bool = False,
     ) -> None:
         self._max_depth = max_depth
         self._max_repr = max_repr
+        self._placeholders = placeholders
         self._active: set[int] = set()
         self._replaced = replaced
         # Maintained only when tracking: the common (untracked) walk stays as cheap as before.
@@ -242,17 +272,36 @@ class _Walker:
             return _iso(obj)
         if isinstance(obj, timedelta):
             return obj.total_seconds()
+        if isinstance(obj, Decimal):
+            return float(obj) if obj.is_finite() else None
+        if isinstance(obj, (uuid.UUID, PurePath)):
+            return str(obj)
+        if self._placeholders:
+            return self._placeholder(obj)
         if isinstance(obj, (bytes, bytearray, memoryview)):
             raw = bytes(obj)
             try:
                 return raw.decode("utf-8")
             except UnicodeDecodeError:
                 return {"__bytes__": base64.b64encode(raw).decode("ascii")}
-        if isinstance(obj, Decimal):
-            return float(obj) if obj.is_finite() else None
-        if isinstance(obj, (uuid.UUID, PurePath)):
-            return str(obj)
         return self._repr(obj)
+
+    def _placeholder(self, obj: Any) -> dict[str, Any]:
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return placeholder("bytes", length=memoryview(obj).nbytes)
+        if callable(obj):
+            try:
+                name = getattr(obj, "__name__", None)
+            except Exception:  # a hostile __getattr__ must not break the writer
+                name = None
+            if not isinstance(name, str):
+                name = type(obj).__qualname__
+            return placeholder("callable", name=self._clean(name))
+        cls = type(obj)
+        text = self._repr(obj)
+        if len(text) > PLACEHOLDER_REPR_CHARS:
+            text = text[: PLACEHOLDER_REPR_CHARS - 3] + "..."
+        return placeholder("object", type=f"{cls.__module__}.{cls.__qualname__}", repr=text)
 
     def _key(self, key: Any) -> str:
         if isinstance(key, str):

@@ -127,8 +127,8 @@ class TraceRecord(BaseModel):
 
     def summary_line(self) -> dict[str, Any]:
         """The ``trace_summary.jsonl`` projection of this record."""
-        return summary_projection(
-            self.model_dump(mode="json", include=set(SUMMARY_KEYS)), self.error
+        return summary_projection_json(
+            self.model_dump(mode="json", include={*SUMMARY_KEYS, *SUMMARY_SOURCES})
         )
 
 
@@ -144,7 +144,15 @@ SUMMARY_KEYS = (
     "status",
     "attempts",
 )
-"""Keys of a trace copied into ``trace_summary.jsonl`` (plus ``error`` and ``error_kind``)."""
+"""Keys of a trace copied into ``trace_summary.jsonl`` (plus :data:`SUMMARY_DERIVED_KEYS`)."""
+
+SUMMARY_DERIVED_KEYS = ("error", "error_kind", "conversation", "termination_reason")
+"""Keys of a ``trace_summary.jsonl`` line computed from the trace, after :data:`SUMMARY_KEYS`:
+the error's message and kind, the transcript in the earlier FluxLoop ``conversation`` shape
+(:func:`conversation_entries`) and the multi-turn termination reason."""
+
+SUMMARY_SOURCES = ("error", "multi_turn", "conversation_state")
+"""Trace fields the derived keys are computed from (besides :data:`SUMMARY_KEYS`)."""
 
 
 def summary_projection_json(data: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +161,115 @@ def summary_projection_json(data: dict[str, Any]) -> dict[str, Any]:
     line = {key: data.get(key) for key in SUMMARY_KEYS}
     line["error"] = error.get("message") if isinstance(error, dict) else None
     line["error_kind"] = error.get("kind") if isinstance(error, dict) else None
+    line["conversation"] = conversation_entries(data)
+    multi_turn = data.get("multi_turn")
+    reason = multi_turn.get("termination_reason") if isinstance(multi_turn, dict) else None
+    line["termination_reason"] = reason
     return line
+
+
+def conversation_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transcript of a trace (in JSON form) as the earlier FluxLoop ``conversation`` list.
+
+    Each entry is ``{turn_index, role, content, source, metadata}`` (the earlier format; its
+    report tools read ``turn_index``, ``metadata.persona`` and ``metadata.closing``); the
+    supervisor's closing message also carries ``closing: true`` at the top. One
+    ``turn_index`` is one user message and the agent's reply to it; the closing message,
+    which the agent never sees, gets the next index.
+
+    A multi-turn trace is read from ``conversation_state.turns``. A single-turn trace is its
+    input and, when the agent answered (``status: success``), its output as text (JSON for a
+    structured output, ``""`` for None).
+    """
+    persona = data.get("persona")
+    multi_turn = data.get("multi_turn")
+    state = data.get("conversation_state")
+    turns = state.get("turns") if isinstance(state, dict) else None
+    if (
+        isinstance(multi_turn, dict)
+        and multi_turn.get("enabled")
+        and isinstance(state, dict)
+        and isinstance(turns, list)
+    ):
+        closing_at = _closing_position(state, turns)
+        entries: list[dict[str, Any]] = []
+        index = 1
+        seen_user = False
+        for position, turn in enumerate(turns):
+            if not isinstance(turn, dict):
+                continue
+            role = str(turn.get("role") or "user")
+            if role == "user":
+                source = "supervisor" if seen_user else "input"
+                seen_user = True
+            else:
+                source = "agent"
+            content = turn.get("content")
+            entries.append(
+                _entry(
+                    index,
+                    role,
+                    "" if content is None else _as_text(content),
+                    source,
+                    persona,
+                    closing=position == closing_at,
+                )
+            )
+            if role != "user":
+                index += 1
+        return entries
+    single = [_entry(1, "user", str(data.get("input") or ""), "input", persona)]
+    if data.get("status") == "success":
+        output = data.get("output")
+        text = "" if output is None else _as_text(output)
+        single.append(_entry(1, "assistant", text, "agent", persona))
+    return single
+
+
+def _entry(
+    index: int, role: str, content: str, source: str, persona: Any, *, closing: bool = False
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    if role == "user" and persona is not None:
+        metadata["persona"] = persona
+    entry: dict[str, Any] = {
+        "turn_index": index,
+        "role": role,
+        "content": content,
+        "source": source,
+    }
+    if closing:
+        # Top level (what a reader of the turns expects) and in metadata (where the
+        # earlier FluxLoop report tools look for it).
+        entry["closing"] = True
+        metadata["closing"] = True
+    entry["metadata"] = metadata
+    return entry
+
+
+def _closing_position(state: dict[str, Any], turns: list[Any]) -> int | None:
+    """Index in ``turns`` of the supervisor's closing message, if the conversation has one.
+
+    It is the last turn: a user message, marked ``closing: true`` by the conversation
+    driver, or (as recorded today) equal to the ``closing_user_message`` of a last
+    supervisor decision that terminated. A trailing user message without that decision is
+    one the agent failed on, not a closing message.
+    """
+    if not turns or not isinstance(turns[-1], dict) or turns[-1].get("role") != "user":
+        return None
+    last = turns[-1]
+    if last.get("closing") is True:
+        return len(turns) - 1
+    metadata = state.get("metadata")
+    supervisor = metadata.get("supervisor") if isinstance(metadata, dict) else None
+    decisions = supervisor.get("decisions") if isinstance(supervisor, dict) else None
+    if not isinstance(decisions, list) or not decisions or not isinstance(decisions[-1], dict):
+        return None
+    decision = decisions[-1]
+    closing = decision.get("closing_user_message")
+    if decision.get("decision") == "terminate" and closing and closing == last.get("content"):
+        return len(turns) - 1
+    return None
 
 
 TRUNCATED_FIELDS = ("input", "output", "error")
@@ -173,6 +289,8 @@ def truncate_fields(data: dict[str, Any], max_chars: int) -> dict[str, Any]:
     """``data`` (one JSON line's object, in JSON form) with each of :data:`TRUNCATED_FIELDS`
     longer than ``max_chars`` cut to its first ``max_chars`` characters (a non-text value
     becomes a prefix of its JSON text) and ``<field>_truncated: {length, sha256}`` added.
+    The ``content`` of each entry of a ``conversation`` list (a ``trace_summary.jsonl`` line)
+    is cut the same way, with ``content_truncated`` in that entry.
 
     Returns ``data`` itself when nothing is cut, else a shallow copy.
     """
@@ -186,18 +304,38 @@ def truncate_fields(data: dict[str, Any], max_chars: int) -> dict[str, Any]:
             continue
         if out is data:
             out = dict(data)
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         out[name] = text[:max_chars]
-        out[f"{name}_truncated"] = {"length": len(text), "sha256": digest}
+        out[f"{name}_truncated"] = _truncation(text)
+    conversation = data.get("conversation")
+    if isinstance(conversation, list):
+        turns = [_cut_content(turn, max_chars) for turn in conversation]
+        if any(new is not old for new, old in zip(turns, conversation, strict=True)):
+            if out is data:
+                out = dict(data)
+            out["conversation"] = turns
     return out
+
+
+def _truncation(text: str) -> dict[str, Any]:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"length": len(text), "sha256": digest}
+
+
+def _cut_content(turn: Any, max_chars: int) -> Any:
+    """A ``conversation`` entry with its ``content`` cut like a field (``content_truncated``)."""
+    if not isinstance(turn, dict):
+        return turn
+    content = turn.get("content")
+    if not isinstance(content, str) or len(content) <= max_chars:
+        return turn
+    return {**turn, "content": content[:max_chars], "content_truncated": _truncation(content)}
 
 
 def summary_projection(data: dict[str, Any], error: ErrorInfo | None) -> dict[str, Any]:
     """``trace_summary.jsonl`` line from a trace's JSON data and its error."""
-    line = {key: data.get(key) for key in SUMMARY_KEYS}
-    line["error"] = error.message if error else None
-    line["error_kind"] = error.kind if error else None
-    return line
+    return summary_projection_json(
+        {**data, "error": error.model_dump(mode="json") if error else None}
+    )
 
 
 class ExperimentSummary(BaseModel):

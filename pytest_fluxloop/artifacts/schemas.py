@@ -22,9 +22,9 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..records import (
     ErrorKind,
@@ -38,6 +38,8 @@ from ..records import (
 __all__ = [
     "JSON_SCHEMA_DIALECT",
     "SCHEMA_NAMES",
+    "ConversationEntry",
+    "ConversationEntryMetadata",
     "TraceSummaryLine",
     "generate_schemas",
     "load_schema",
@@ -48,6 +50,44 @@ __all__ = [
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_NAMES = ("summary", "trace_summary", "trace", "observation")
 _SCHEMA_DIR = "schemas"
+
+
+class ConversationEntryMetadata(BaseModel):
+    """``metadata`` of a conversation entry: where the earlier FluxLoop tools read its marks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    persona: str | None = Field(
+        default=None, description="The persona the user message was played as (user turns)."
+    )
+    closing: bool = Field(default=False, description="Present (true) on the closing message.")
+
+
+class ConversationEntry(BaseModel):
+    """One message of a ``trace_summary.jsonl`` line's ``conversation`` (the earlier FluxLoop
+    shape; :func:`~pytest_fluxloop.records.conversation_entries`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn_index: int = Field(
+        description="1-based turn: a user message and the agent's reply share one index; the "
+        "closing message gets the next."
+    )
+    role: str = Field(description="user | assistant")
+    content: str = Field(description="The message text (JSON text for a structured reply).")
+    source: Literal["input", "supervisor", "agent"] = Field(
+        description="input: the case's input; supervisor: a simulated user message; agent: "
+        "a reply of the agent under test."
+    )
+    closing: bool = Field(
+        default=False,
+        description="Present (true) only on the supervisor's closing user message, which ends "
+        "the conversation and which the agent never answers.",
+    )
+    metadata: ConversationEntryMetadata
+    content_truncated: TruncationInfo | None = Field(
+        default=None, description="Present only when content was cut to artifact_field_max_chars."
+    )
 
 
 class TraceSummaryLine(BaseModel):
@@ -67,6 +107,14 @@ class TraceSummaryLine(BaseModel):
     attempts: int
     error: str | None
     error_kind: ErrorKind | None
+    conversation: list[ConversationEntry] = Field(
+        description="The transcript: a single-turn trace's input and (when the agent answered) "
+        "its output; a multi-turn trace's every message, the closing one marked."
+    )
+    termination_reason: str | None = Field(
+        description="Why a multi-turn conversation ended (the supervisor's reason, "
+        "max_turns_reached, timeout or error); null for a single-turn trace."
+    )
     # Present only when the field was cut to artifact_field_max_chars.
     input_truncated: TruncationInfo | None = None
     output_truncated: TruncationInfo | None = None

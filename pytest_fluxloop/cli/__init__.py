@@ -2,8 +2,10 @@
 
 ``fluxloop run experiment`` builds a pytest command line and runs it in-process;
 ``fluxloop init project`` scaffolds a project; ``fluxloop config schema`` prints the
-config JSON Schema. Importing this package stays cheap: pytest, pydantic and the config
-models are imported inside the commands that need them.
+config JSON Schema; ``fluxloop status`` lists the experiments a config's runs left;
+``fluxloop doctor`` checks the installation and the config. Importing this package stays
+cheap: pytest, pydantic and the config models are imported inside the commands that need
+them.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import click
 
 from ..errors import FluxloopError
 from .config_cmd import config_schema
+from .doctor_cmd import doctor
 from .init_cmd import init_project
 from .pytest_args import build_pytest_args
 from .run import EXIT_USAGE_ERROR, run_experiment
+from .status_cmd import status_group
 
 __all__ = ["build_pytest_args", "cli", "main"]
 
@@ -65,6 +69,8 @@ def config_group() -> None:
 run_group.add_command(run_experiment)
 init_group.add_command(init_project)
 config_group.add_command(config_schema)
+cli.add_command(status_group)
+cli.add_command(doctor)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

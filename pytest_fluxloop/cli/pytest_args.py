@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_ROOT",
     "NOT_FORWARDED",
+    "QUIET_PLUGIN",
     "VALUE_FLAGS",
     "ConfigNotFoundError",
     "build_pytest_args",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG = Path("configs/simulation.yaml")
+QUIET_PLUGIN = "pytest_fluxloop.cli.quiet"
+"""pytest plugin of ``--no-display``: no per-test progress characters."""
 DEFAULT_ROOT = Path("fluxloop")
 
 # Overrides field -> pytest option taking a value (from the override table).
@@ -62,11 +65,13 @@ def resolve_config_path(
     project: str | None,
     root: Path,
     cwd: Path,
+    command: str = "fluxloop run experiment",
 ) -> Path:
     """Locate the simulation config as the user asked for it; absolute path or ConfigNotFound.
 
     ``config`` relative → under ``<root>/<project>/`` with ``--project``, else under ``cwd``
     (``root`` itself is relative to ``cwd``). An absolute ``config`` wins over ``--project``.
+    ``command`` is what the not-found message suggests running again with ``--project``.
     """
     config = config.expanduser()
     root_dir = root.expanduser()
@@ -80,11 +85,13 @@ def resolve_config_path(
         candidate = cwd / config
     if candidate.is_file():
         return candidate
-    raise ConfigNotFoundError(_not_found_message(candidate, config, project, root, root_dir))
+    raise ConfigNotFoundError(
+        _not_found_message(candidate, config, project, root, root_dir, command)
+    )
 
 
 def _not_found_message(
-    candidate: Path, config: Path, project: str | None, root: Path, root_dir: Path
+    candidate: Path, config: Path, project: str | None, root: Path, root_dir: Path, command: str
 ) -> str:
     projects = find_projects(root_dir, config)
     if candidate.is_dir():
@@ -98,7 +105,7 @@ def _not_found_message(
         example = projects[0]
         return (
             f"{head}\nFluxLoop projects found under {root}/: {names}.\n"
-            f"Pass --project NAME, e.g. `fluxloop run experiment --project {example}"
+            f"Pass --project NAME, e.g. `{command} --project {example}"
             + (f" --root {root}" if root != DEFAULT_ROOT else "")
             + "`, or --config PATH."
         )
@@ -142,6 +149,7 @@ def build_pytest_args(
     extra_args: Sequence[str] = (),
     progress: bool = True,
     quiet: bool = True,
+    display: bool = True,
 ) -> list[str]:
     """The ``pytest.main`` argument list for one ``fluxloop run experiment``.
 
@@ -151,6 +159,11 @@ def build_pytest_args(
     pytest cache lands there rather than in ``configs/``. Options use the ``--opt=value``
     form so a value starting with ``-`` cannot be mistaken for an option. ``extra_args``
     (everything after ``--``) come last, so the user has the final word.
+
+    With ``progress`` the CLI replaces pytest's per-test characters: by the progress bar
+    when ``display`` (``--display``), else by nothing (``--no-display``: the
+    :mod:`~pytest_fluxloop.cli.quiet` plugin), so only the closing summary is printed.
+    Everything is on the command line, so ``python -m pytest <args>`` does the same run.
     """
     config = str(config_path)
     args = [config, f"--fluxloop-config={config}"]
@@ -161,8 +174,10 @@ def build_pytest_args(
     if quiet:
         args.append("-q")
     if progress:
+        args += ["--fluxloop-progress"] if display else ["-p", QUIET_PLUGIN]
         # "classic" drops pytest's own "[NN%]" column, which would otherwise be appended to
-        # the progress bar's line; a user's `-- -o console_output_style=...` still wins.
-        args += ["--fluxloop-progress", "-o", "console_output_style=classic"]
+        # the progress bar's line (or stand alone without it); a user's
+        # `-- -o console_output_style=...` still wins.
+        args += ["-o", "console_output_style=classic"]
     args.extend(extra_args)
     return args

@@ -6,11 +6,14 @@ anything is shown or started, with exit code 4), shows the plan, and hands a pyt
 line to ``pytest.main``. Everything it can do, ``pytest --fluxloop-config ...`` can do too.
 
 The override options (``--iterations``, ``--inputs`` ...) are generated from the override
-table in ``pytest_fluxloop.config.overrides``.
+table in ``pytest_fluxloop.config.overrides``. ``--dry-run`` stops after the checks and the
+plan; ``--display/--no-display`` only choose what is printed while cases run, so they are
+plain options here rather than overrides.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +21,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from ..config.overrides import OVERRIDES, SUPERVISOR_PROVIDERS, OverrideSpec, split_names
+from ..config.overrides import (
+    OVERRIDES,
+    SUPERVISOR_KEY_ENV,
+    SUPERVISOR_PROVIDERS,
+    OverrideSpec,
+    split_names,
+)
 from .pytest_args import (
     DEFAULT_CONFIG,
     DEFAULT_ROOT,
@@ -37,6 +46,8 @@ __all__ = [
     "describe_dead_runs",
     "describe_plan",
     "describe_summary",
+    "load_and_check",
+    "output_root_of",
     "run_experiment",
 ]
 
@@ -187,6 +198,14 @@ def describe_plan(plan: ExperimentPlan, cfg: LoadedConfig, cwd: Path) -> list[st
             f"[INFO] Multi-turn: up to {sim.multi_turn.max_turns} turns, "
             f"supervisor {sup.provider}" + (f" ({sup.model})" if sup.provider != "mock" else "")
         )
+    lines.append(f"[INFO] Output: {_display(output_root_of(cfg), cwd)}")
+    if cfg.overrides.get("no_collector"):
+        # Said only when asked: without the flag nothing is sent either (no collector sink
+        # exists yet), and a configured collector_url already gets its own notice.
+        lines.append(
+            f"[INFO] Collector: off ({cfg.overrides.option('no_collector')}); "
+            "traces stay local (files only)"
+        )
     return lines
 
 
@@ -219,8 +238,7 @@ def describe_dead_runs(cfg: LoadedConfig, cwd: Path) -> list[str]:
     """
     from ..artifacts.resume import find_dead_runs
 
-    root = Path(cfg.simulation.output_directory).expanduser()
-    root = root if root.is_absolute() else cfg.project_root / root
+    root = output_root_of(cfg)
     resume = cfg.overrides.get("resume")
     skip = None
     if resume is not None:
@@ -235,6 +253,14 @@ def describe_dead_runs(cfg: LoadedConfig, cwd: Path) -> list[str]:
             f"--resume {folder}"
         )
     return lines
+
+
+def output_root_of(cfg: LoadedConfig) -> Path:
+    """The folder holding the experiment folders, as ``output_directory`` (after overrides)
+    names it: relative to the project root. Only for reading and messages: it is neither
+    checked nor created here (the run's files sink does that)."""
+    root = Path(cfg.simulation.output_directory).expanduser()
+    return root if root.is_absolute() else cfg.project_root / root
 
 
 def _build_overrides(ctx: click.Context, fields: dict[str, Any]) -> Overrides:
@@ -261,10 +287,13 @@ def _option_of(loc: tuple[int | str, ...]) -> str:
         return name
 
 
-def _load_experiment(config_path: Path, overrides: Overrides) -> Experiment:
+def load_and_check(config_path: Path, overrides: Overrides) -> Experiment:
     """``Experiment.load``, the plugin's entry point, plus ``Experiment.check``: the output
     location, the target (imported and inspected), the supervisor settings. A ConfigError
-    fails the command (exit 4) before the plan is shown or anything is asked."""
+    fails the command (exit 4) before the plan is shown or anything is asked.
+
+    ``fluxloop doctor`` calls this too, so it judges a config exactly as a run would.
+    """
     from ..run import Experiment
 
     experiment = Experiment.load(config_path, overrides)
@@ -292,6 +321,18 @@ def _load_experiment(config_path: Path, overrides: Overrides) -> Experiment:
 )
 @override_options
 @click.option("--yes", "-y", is_flag=True, help="Skip the confirmation prompt (CI/automation).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the config and target and show the plan as a run would, then stop: nothing "
+    "runs, no results folder is created.",
+)
+@click.option(
+    "--display/--no-display",
+    default=True,
+    help="Show live progress while cases run; --no-display prints only the final summary.  "
+    "[default: display]",
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- PYTEST_ARGS]...")
 @click.pass_context
 def run_experiment(
@@ -300,6 +341,8 @@ def run_experiment(
     project: str | None,
     root: Path,
     yes: bool,
+    dry_run: bool,
+    display: bool,
     pytest_args: Sequence[str],
     **overrides: Any,
 ) -> None:
@@ -308,9 +351,17 @@ def run_experiment(
     Options override configs/simulation.yaml for this run. Arguments after `--` go to
     pytest unchanged, e.g. `fluxloop run experiment -y -- -x -k refund`.
 
-    Exit codes (pytest's): 0 all cases passed, 1 some case failed, 2 interrupted,
-    4 usage or configuration error, 5 no cases selected.
+    Exit codes (pytest's): 0 all cases passed (or --dry-run found no problem), 1 some case
+    failed, 2 interrupted, 4 usage or configuration error, 5 no cases selected.
     """
+    from .environment import conflict_warning
+
+    # First: another FluxLoop installation can change what `import fluxloop` gives the
+    # agent, so any error below may be its consequence.
+    warning = conflict_warning()
+    if warning is not None:
+        click.echo(warning, err=True)
+
     cwd = Path.cwd()
     config_path = resolve_config_path(config, project, root, cwd)  # ConfigNotFoundError: exit 4
 
@@ -321,7 +372,7 @@ def run_experiment(
 
     # Load, check and plan now, before showing or asking anything: a bad or unsupported
     # setting must fail fast, with nothing printed that looks like a start.
-    experiment = _load_experiment(config_path, given)
+    experiment = load_and_check(config_path, given)
     for line in describe_plan(experiment.plan, experiment.cfg, cwd):
         click.echo(line)
     for notice in experiment.notices:
@@ -329,17 +380,28 @@ def run_experiment(
     for line in describe_dead_runs(experiment.cfg, cwd):
         click.echo(line)
 
-    # No terminal on stdin (CI, pipes) means nobody can answer: proceed rather than hang.
-    if not yes and stdin_is_interactive() and not click.confirm("Proceed?", default=True):
-        click.echo("Cancelled; nothing was run.", err=True)
-        ctx.exit(EXIT_TESTS_FAILED)
-
     args = build_pytest_args(
         experiment.cfg.config_path,
         given,
         project_root=experiment.cfg.project_root,
         extra_args=pytest_args,
+        display=display,
     )
+    if dry_run:
+        # Everything a run checks before its first case has passed by now (a problem exits
+        # 4 above); pytest is not started, so no results folder or cache appears.
+        click.echo("[INFO] Dry run: the config and target check out; nothing was run.")
+        key_note = ""
+        if given.get("supervisor_api_key") is not None:
+            key_note = f" (with {SUPERVISOR_KEY_ENV} set to the --supervisor-api-key value)"
+        click.echo(f"[INFO] The run would be: pytest {shlex.join(args)}{key_note}")
+        ctx.exit(EXIT_OK)
+
+    # No terminal on stdin (CI, pipes) means nobody can answer: proceed rather than hang.
+    if not yes and stdin_is_interactive() and not click.confirm("Proceed?", default=True):
+        click.echo("Cancelled; nothing was run.", err=True)
+        ctx.exit(EXIT_TESTS_FAILED)
+
     from .bridge import run_pytest
 
     # Not forwarded on the command line: run_pytest hands it over in the environment.

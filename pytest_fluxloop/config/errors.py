@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
@@ -40,6 +41,51 @@ def format_validation_error(
     return f"{origin}: {header}:\n  " + "\n  ".join(lines)
 
 
+def suggest_key(bad: str, valid: Iterable[str]) -> str | None:
+    """The valid key ``bad`` is most likely a typo of, or None when none is close enough.
+
+    A suggestion needs real similarity, not just a shared prefix: at most one edit
+    (insert, delete, replace, or swap of neighbours) per three characters of the shorter
+    key, ignoring case and ``-``/``_``; or ``bad`` is the first half or more of the key
+    (an abbreviation: ``output_dir``). So ``iteratons`` -> ``iterations`` and
+    ``timeout_secs`` -> ``timeout_seconds``, but ``generated_at`` suggests nothing (six
+    edits from ``generated_inputs``, and not its abbreviation). Ties go to the higher
+    difflib ratio.
+    """
+    norm = _normalized_key(bad)
+    best: tuple[int, float, str] | None = None
+    for candidate in valid:
+        other = _normalized_key(candidate)
+        distance = _edit_distance(norm, other)
+        abbreviation = other.startswith(norm) and len(norm) >= max(4, (len(other) + 1) // 2)
+        if distance > max(1, min(len(norm), len(other)) // 3) and not abbreviation:
+            continue
+        ratio = difflib.SequenceMatcher(None, norm, other).ratio()
+        rank = (distance, -ratio, candidate)
+        if best is None or rank < best:
+            best = rank
+    return best[2] if best else None
+
+
+def _normalized_key(key: str) -> str:
+    return key.lower().replace("-", "_")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (Levenshtein plus swaps of neighbouring letters)."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, char_b in enumerate(b, 1):
+            cost = 0 if char_a == char_b else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[len(b)]
+
+
 def _override_label(loc: KeyPath, labels: Mapping[KeyPath, str]) -> str | None:
     for end in range(len(loc), 0, -1):
         if tuple(loc[:end]) in labels:
@@ -70,8 +116,8 @@ def _describe(err: Mapping[str, Any], loc: KeyPath, model: type[BaseModel]) -> s
     if kind == "extra_forbidden":
         valid = sorted(_fields_at(model, loc[:-1]))
         bad = str(loc[-1]) if loc else ""
-        close = difflib.get_close_matches(bad, valid, n=1, cutoff=0.6)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        close = suggest_key(bad, valid)
+        hint = f" (did you mean '{close}'?)" if close else ""
         return f"unknown key{hint}; valid keys here: {', '.join(valid)}"
     if kind == "missing":
         return "required key is missing"
@@ -94,7 +140,12 @@ def _describe(err: Mapping[str, Any], loc: KeyPath, model: type[BaseModel]) -> s
         )
     if kind.endswith("_type") or kind in {"literal_error", "enum"}:
         msg = str(err["msg"])
-        return f"{msg}, got {type(value).__name__} {_short(value)}"
+        hint = ""
+        if kind in {"literal_error", "enum"} and isinstance(value, str):
+            choices = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+            close = suggest_key(value, choices)
+            hint = f" (did you mean '{close}'?)" if close else ""
+        return f"{msg}, got {type(value).__name__} {_short(value)}{hint}"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
 

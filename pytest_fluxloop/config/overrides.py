@@ -213,7 +213,8 @@ OVERRIDES: tuple[OverrideSpec, ...] = (
         name="output_directory",
         kind="path",
         yaml=("output_directory",),
-        cli=("--output-dir",),
+        # --output/-o: the earlier fluxloop CLI's spelling, still in users' scripts.
+        cli=("--output-dir", "--output", "-o"),
         cli_help="Directory for results (relative to the current directory). "
         "[default: config, experiments/]",
         pytest=("--fluxloop-output-dir",),
@@ -221,6 +222,22 @@ OVERRIDES: tuple[OverrideSpec, ...] = (
         metavar="PATH",
         marker=True,
         path=PathRule(is_dir=True, cli_base="cwd", stays_inside=True),
+    ),
+    OverrideSpec(
+        # Not a simulation.yaml key: the collector sink (not built yet) reads it from
+        # Overrides. Until then traces only ever go to files, so it changes nothing but the
+        # plan's wording; it is a real setting so scripts passing it keep their meaning.
+        name="no_collector",
+        kind="bool",
+        yaml=None,
+        cli=("--no-collector/--collector",),
+        cli_help="Do not send traces to a collector: they stay in local files only "
+        "(this version has no collector sink yet, so traces always stay local).",
+        pytest=("--fluxloop-no-collector", "--fluxloop-collector"),
+        pytest_help=(
+            "do not send traces to a collector (local files only)",
+            "send traces to the configured collector, if any",
+        ),
     ),
     OverrideSpec(
         name="experiment_name",

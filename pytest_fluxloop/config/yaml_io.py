@@ -24,11 +24,18 @@ KeyPath = tuple[str | int, ...]
 
 @dataclass
 class YamlDocument:
-    """Parsed YAML data with the 1-based line of every key path."""
+    """Parsed YAML data with the 1-based line of every key path.
+
+    A document can also carry keys grafted from another file (:meth:`graft`): a section
+    written in simulation.yaml but validated with input.yaml's keys keeps pointing at
+    simulation.yaml's lines.
+    """
 
     path: Path
     data: Any
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    origins: dict[KeyPath, Path] = field(default_factory=dict)
+    """Key paths (and everything under them) that come from another file than ``path``."""
 
     def line_of(self, loc: KeyPath) -> int | None:
         """Line of the deepest known prefix of ``loc`` (errors may point inside a value)."""
@@ -38,10 +45,27 @@ class YamlDocument:
                 return line
         return None
 
+    def path_of(self, loc: KeyPath) -> Path:
+        """The file that holds ``loc``: ``path``, unless a prefix was grafted from another."""
+        for end in range(len(loc), 0, -1):
+            origin = self.origins.get(tuple(loc[:end]))
+            if origin is not None:
+                return origin
+        return self.path
+
     def where(self, loc: KeyPath) -> str:
         """``file:line`` for messages."""
         line = self.line_of(loc)
-        return f"{self.path}:{line}" if line else str(self.path)
+        path = self.path_of(loc)
+        return f"{path}:{line}" if line else str(path)
+
+    def graft(self, other: YamlDocument, key: str) -> None:
+        """Take the line numbers of top-level ``key`` (and all below it) from ``other``,
+        so messages about it name ``other``'s file and lines."""
+        for loc, line in other.lines.items():
+            if loc[:1] == (key,):
+                self.lines[loc] = line
+        self.origins[(key,)] = other.origins.get((key,), other.path)
 
 
 def load_yaml(path: Path) -> YamlDocument:

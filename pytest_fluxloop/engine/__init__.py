@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .drivers import Driver, DriverOutcome, SingleTurnDriver
 from .executor import CaseExecutor, CaseResult, RunSettings
-from .target import Target, Workspace, resolve_target
+from .target import Target, TargetOptions, Workspace, resolve_target
 
 __all__ = [
     "CaseExecutor",
@@ -19,6 +19,7 @@ __all__ = [
     "RunSettings",
     "SingleTurnDriver",
     "Target",
+    "TargetOptions",
     "Workspace",
     "resolve_target",
 ]

@@ -37,7 +37,9 @@ from .async_loop import AsyncCall, Blocked, LoopBlocked, SharedLoop
 from .drivers import Driver, DriverOutcome, Resolve, SingleTurnDriver
 from .process_state import CwdGuard
 from .record import case_record, error_info
+from .streams import collect, collect_async, is_async_stream, is_stream
 from .target import Target
+from .values import case_values
 
 CANCEL_GRACE_SECONDS = 1.0
 MAX_LOOP_RERUNS = 3
@@ -53,9 +55,13 @@ class RunSettings:
     run_delay_seconds: float = 0.0
     auto_approve_tools: bool = True
     backoff_base: float = 0.5
+    """Delay before the first retry (``runner.retry_delay`` when set), doubling after each,
+    times a jitter factor in [0.5, 1]; 0 retries at once."""
     backoff_max: float = 30.0
     service_context: str | None = None
     retry_on: tuple[str, ...] = ()
+    stream_output_path: str | None = None
+    """Where a streaming agent's items hold their text (:mod:`.streams`)."""
 
 
 @dataclass
@@ -204,27 +210,12 @@ class CaseExecutor:
         if start > now:
             self._sleep(start - now)
 
-    def _values(self, case: Case) -> dict[str, Any]:
-        return {
-            "persona": case.persona,
-            "iteration": case.iteration,
-            "metadata": dict(case.metadata),
-            "auto_approve": self.settings.auto_approve_tools,
-            "seed": case.seed,
-            # A single turn is a conversation of one user message, in the same shape
-            # as a multi-turn conversation_state, so agents read it one way.
-            "conversation_state": {
-                "turns": [{"role": "user", "content": case.input}],
-                "metadata": dict(case.metadata),
-                "context": {
-                    "persona": case.persona,
-                    "service_context": self.settings.service_context,
-                },
-            },
-        }
-
     def _attempt(self, case: Case, trace_id: str) -> _Attempt:
-        values = self._values(case)
+        values = case_values(
+            case,
+            auto_approve=self.settings.auto_approve_tools,
+            service_context=self.settings.service_context,
+        )
         driver, binding = self.driver, self.target.binding
 
         def invoke(fn: Callable[..., Any], resolve: Resolve) -> DriverOutcome:
@@ -242,19 +233,29 @@ class CaseExecutor:
         """Run ``invoke(agent_callable, resolve)`` on a worker thread under the deadline.
 
         ``resolve`` runs awaitables on the shared event loop, so an async agent called
-        several times (one conversation) keeps the same loop for its clients. ``label``
-        (the case id) names this attempt if its task blocks that loop.
+        several times (one conversation) keeps the same loop for its clients, and consumes
+        streams (:mod:`.streams`: sync ones on this thread, async ones on that loop), so
+        both count toward the deadline. ``label`` (the case id) names this attempt if its
+        task blocks that loop.
         """
         result = _Attempt()
         state: dict[str, Any] = {}
         entered = self._cwd.enter(trace_id)
+        stream_path = self.settings.stream_output_path
 
-        def resolve(value: Any) -> Any:
-            if not inspect.isawaitable(value):
-                return value
-            call = self.async_loop.submit(value, label=label)
+        def on_loop(awaitable: Any) -> Any:
+            call = self.async_loop.submit(awaitable, label=label)
             state["async_call"] = call
             return call.result()
+
+        def resolve(value: Any) -> Any:
+            if inspect.isawaitable(value):
+                value = on_loop(value)
+            if is_async_stream(value):
+                return on_loop(collect_async(value, stream_path))
+            if is_stream(value):
+                return collect(value, stream_path)
+            return value
 
         def work() -> None:
             # Writes go to `state`, never to `result`: a thread that ends after the deadline

@@ -102,11 +102,14 @@ def error_info(exc: BaseException, kind: ErrorKind = "agent") -> ErrorInfo:
     """ErrorInfo for ``exc`` with a traceback that shows only the agent's own frames."""
     te = traceback.TracebackException.from_exception(exc)
     node: traceback.TracebackException | None = te
+    agent_frames = False
     while node is not None:
         frames = [f for f in node.stack if not f.filename.startswith(_PACKAGE_DIR)]
         node.stack = traceback.StackSummary.from_list(frames)
+        agent_frames = agent_frames or bool(frames)
         node = node.__cause__ or node.__context__
-    text = "".join(te.format()) if te.stack else None
+    # Our own error about the agent's code (runner.factory raised) shows its cause's frames.
+    text = "".join(te.format()) if agent_frames else None
     return ErrorInfo(
         kind=kind, type=type(exc).__name__, message=str(exc) or type(exc).__name__, traceback=text
     )

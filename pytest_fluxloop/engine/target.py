@@ -1,28 +1,54 @@
 """Resolve ``runner.target`` to a callable and plan how to call it.
 
-Patterns: ``module:function``, ``module:Class.method`` (zero-arg constructor, a
-fresh instance per case), ``module:instance.method``; or ``module_path`` + ``function_name``.
-Everything that can go wrong is found here, before any case runs.
+Patterns: ``module:function``, ``module:Class.method`` (a fresh instance per case, made by
+the zero-argument constructor or by ``runner.factory``), ``module:instance.method``; or
+``module_path`` + ``function_name``. Everything that can go wrong is found here, before any
+case runs; what is accepted but partly ignored (``runner.args`` the agent does not declare)
+comes back as :attr:`Target.notices`.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config.models import RunnerConfig
+from ..distributions import foreign_fluxloop_message
 from ..errors import TargetError
 from .binding import BindingPlan, plan_binding
 
 TARGET_FORMS = "'module:function', 'module:Class.method' or 'module:instance.method'"
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """The runner settings that shape how the target is called (besides the target itself)."""
+
+    args: Mapping[str, Any] = field(default_factory=dict)
+    """``runner.args``: keyword arguments for the agent."""
+    factory: str | None = None
+    """``runner.factory``: ``module:callable`` that builds the instance of a ``Class.method``
+    target."""
+    factory_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """``runner.factory_kwargs``: keyword arguments for the factory."""
+
+    @classmethod
+    def from_runner(cls, runner: RunnerConfig) -> TargetOptions:
+        """The options of ``runner``."""
+        return cls(
+            args=dict(runner.args or {}),
+            factory=runner.factory,
+            factory_kwargs=dict(runner.factory_kwargs or {}),
+        )
 
 
 @dataclass
@@ -34,6 +60,8 @@ class Target:
     """Returns the callable for one case (a fresh instance's method for ``Class.method``)."""
     binding: BindingPlan
     is_async: bool
+    notices: tuple[str, ...] = ()
+    """Settings accepted but not (fully) in effect, for the caller to show."""
 
     def make_callable(self) -> Callable[..., Any]:
         """The callable to use for one case."""
@@ -85,8 +113,19 @@ class Workspace:
             os.chdir(previous)
 
 
-def resolve_target(spec: str) -> Target:
-    """Import and inspect ``spec`` (``module:attr.path``). Call inside an active Workspace."""
+def resolve_target(spec: str, options: TargetOptions | None = None) -> Target:
+    """Import and inspect ``spec`` (``module:attr.path``) with the runner's ``options``.
+
+    Call inside an active Workspace (and after ``runner.environment_vars`` are applied, for
+    modules that read the environment at import).
+    """
+    options = options or TargetOptions()
+    if options.factory_kwargs and not options.factory:
+        raise TargetError(
+            "runner.factory_kwargs is set but runner.factory is not; factory_kwargs are the "
+            "keyword arguments of runner.factory ('module:callable'): set runner.factory or "
+            "remove runner.factory_kwargs"
+        )
     module_name, sep, attr_path = spec.partition(":")
     if not sep or not module_name or not attr_path:
         raise TargetError(
@@ -108,7 +147,7 @@ def resolve_target(spec: str) -> Target:
             break
         owner = getattr(owner, part)
         if inspect.isclass(owner) and depth == len(parts) - 2:
-            return _class_method_target(spec, owner, parts[-1])
+            return _class_method_target(spec, owner, parts[-1], options)
     function = getattr(owner, parts[-1])
     if not callable(function):
         raise TargetError(
@@ -120,10 +159,16 @@ def resolve_target(spec: str) -> Target:
             f"runner.target {spec!r} is a class; point at a method instead "
             f"(e.g. '{module_name}:{attr_path}.run')"
         )
-    return _target(spec, lambda: function, function)
+    if options.factory:
+        raise TargetError(
+            f"runner.factory {options.factory!r} is set, but runner.target {spec!r} is not a "
+            "'module:Class.method' target: the factory only builds the instance of such a "
+            "class. Point runner.target at a class's method, or remove runner.factory"
+        )
+    return _target(spec, lambda: function, function, options)
 
 
-def _class_method_target(spec: str, cls: type, method_name: str) -> Target:
+def _class_method_target(spec: str, cls: type, method_name: str, options: TargetOptions) -> Target:
     if not hasattr(cls, method_name):
         available = _public_names(cls)
         raise TargetError(
@@ -132,9 +177,13 @@ def _class_method_target(spec: str, cls: type, method_name: str) -> Target:
             + (f" (available: {available})" if available else "")
         )
     static = inspect.getattr_static(cls, method_name)
+    if options.factory:
+        if not isinstance(static, (staticmethod, classmethod)) and not callable(static):
+            raise TargetError(f"runner.target {spec!r}: '{method_name}' is not callable")
+        return _factory_target(spec, cls, method_name, static, options)
     if isinstance(static, (staticmethod, classmethod)):
         bound = getattr(cls, method_name)
-        return _target(spec, lambda: bound, bound)
+        return _target(spec, lambda: bound, bound, options)
     if not callable(static):
         raise TargetError(f"runner.target {spec!r}: '{method_name}' is not callable")
     required = [
@@ -146,19 +195,101 @@ def _class_method_target(spec: str, cls: type, method_name: str) -> Target:
     if required:
         raise TargetError(
             f"runner.target {spec!r}: {cls.__name__}() needs arguments ({', '.join(required)}); "
-            "Class.method targets need a zero-argument constructor — use a module-level "
-            "instance instead ('module:instance.method')"
+            "Class.method targets need a zero-argument constructor, or runner.factory "
+            "('module:callable', with runner.factory_kwargs) to build the instance; or use a "
+            "module-level instance instead ('module:instance.method')"
         )
 
     def factory() -> Callable[..., Any]:
         return getattr(cls(), method_name)
 
     # Inspect the function through the class so no instance is created at resolve time.
-    return _target(spec, factory, static, skip_first=True)
+    return _target(spec, factory, static, options, skip_first=True)
+
+
+def _factory_target(
+    spec: str, cls: type, method_name: str, static: Any, options: TargetOptions
+) -> Target:
+    """A ``Class.method`` target whose instance ``runner.factory`` builds, once per case."""
+    name = options.factory
+    assert name is not None
+    build = _load_factory(name)
+    kwargs = dict(options.factory_kwargs)
+    try:
+        inspect.signature(build).bind(**kwargs)
+    except TypeError as exc:
+        raise TargetError(
+            f"runner.factory {name!r} can't be called with runner.factory_kwargs "
+            f"({', '.join(kwargs) or 'none'}): {exc}"
+        ) from None
+    except ValueError:
+        pass  # no readable signature (a builtin): the call itself will tell
+
+    def factory() -> Callable[..., Any]:
+        try:
+            # A copy per case: a factory that changes its arguments can't leak into the next.
+            instance = build(**copy.deepcopy(kwargs))
+        except Exception as exc:
+            raise TargetError(
+                f"runner.factory {name!r} raised {type(exc).__name__} building the "
+                f"{cls.__name__} instance for runner.target {spec!r}: {exc}"
+            ) from exc
+        method = getattr(instance, method_name, None)
+        if not callable(method):
+            raise TargetError(
+                f"runner.factory {name!r} returned a {type(instance).__name__}, which has no "
+                f"callable '{method_name}' (runner.target {spec!r})"
+            )
+        return method
+
+    # Inspected through the class (no instance at resolve time), as without a factory.
+    if isinstance(static, (staticmethod, classmethod)):
+        return _target(spec, factory, getattr(cls, method_name), options)
+    return _target(spec, factory, static, options, skip_first=True)
+
+
+def _load_factory(name: str) -> Callable[..., Any]:
+    module_name, sep, attr_path = name.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise TargetError(
+            f"runner.factory {name!r} is not valid; expected 'module:callable' "
+            '(e.g. factory: "my_agent:build_agent")'
+        )
+    try:
+        owner: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise TargetError(
+                f"runner.factory {name!r}: module '{module_name}' not found on the import "
+                f"path ({sys.path[0]!r} first); check runner.working_directory / "
+                "runner.python_path"
+            ) from None
+        raise TargetError(_import_failure(module_name, f"runner.factory {name!r}", exc)) from None
+    except BaseException as exc:  # the module's own import code raised
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise TargetError(_import_failure(module_name, f"runner.factory {name!r}", exc)) from None
+    for part in attr_path.split("."):
+        if not hasattr(owner, part):
+            available = _public_names(owner)
+            raise TargetError(
+                f"runner.factory {name!r}: '{part}' not found in {module_name}"
+                + (f" (available: {available})" if available else "")
+            )
+        owner = getattr(owner, part)
+    if not callable(owner):
+        raise TargetError(
+            f"runner.factory {name!r} is not callable (it is a {type(owner).__name__})"
+        )
+    return owner
 
 
 def _target(
-    spec: str, factory: Callable[[], Callable[..., Any]], function: Any, skip_first: bool = False
+    spec: str,
+    factory: Callable[[], Callable[..., Any]],
+    function: Any,
+    options: TargetOptions,
+    skip_first: bool = False,
 ) -> Target:
     try:
         signature = inspect.signature(function)
@@ -167,10 +298,27 @@ def _target(
     if skip_first:
         params = list(signature.parameters.values())[1:]
         signature = signature.replace(parameters=params)
-    binding = plan_binding(signature, spec)
+    binding = plan_binding(signature, spec, options.args)
+    notices: tuple[str, ...] = ()
+    if binding.ignored_args:
+        names = ", ".join(f"runner.args.{k}" for k in binding.ignored_args)
+        notices = (
+            f"{names}: runner.target {spec!r} has no parameter of that name (and no "
+            "**kwargs), so the value is not passed; fix the name or remove it",
+        )
+    # Checked after the agent's module ran its imports: an agent that got the earlier
+    # FluxLoop SDK under the name `fluxloop` records into that SDK, and its traces here
+    # would be silently empty.
+    foreign = foreign_fluxloop_message()
+    if foreign is not None:
+        notices += (f"runner.target {spec!r}: the agent's spans will not be recorded. {foreign}",)
     unwrapped = inspect.unwrap(function)
-    is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(unwrapped)
-    return Target(spec=spec, factory=factory, binding=binding, is_async=is_async)
+    is_async = any(
+        check(fn)
+        for fn in (function, unwrapped)
+        for check in (inspect.iscoroutinefunction, inspect.isasyncgenfunction)
+    )
+    return Target(spec=spec, factory=factory, binding=binding, is_async=is_async, notices=notices)
 
 
 def _import(module_name: str, spec: str) -> Any:
@@ -182,17 +330,17 @@ def _import(module_name: str, spec: str) -> Any:
                 f"runner.target {spec!r}: module '{module_name}' not found on the import path "
                 f"({sys.path[0]!r} first); check runner.working_directory / runner.python_path"
             ) from None
-        raise TargetError(_import_failure(module_name, spec, exc)) from None
+        raise TargetError(_import_failure(module_name, f"runner.target {spec!r}", exc)) from None
     except BaseException as exc:  # the module's own import code raised
         if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
             raise
-        raise TargetError(_import_failure(module_name, spec, exc)) from None
+        raise TargetError(_import_failure(module_name, f"runner.target {spec!r}", exc)) from None
 
 
-def _import_failure(module_name: str, spec: str, exc: BaseException) -> str:
+def _import_failure(module_name: str, setting: str, exc: BaseException) -> str:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return (
-        f"runner.target {spec!r}: importing module '{module_name}' raised "
+        f"{setting}: importing module '{module_name}' raised "
         f"{type(exc).__name__}: {exc}\n\nOriginal traceback:\n{tb}"
     )
 

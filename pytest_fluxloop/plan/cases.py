@@ -33,6 +33,13 @@ class Case(BaseModel):
     input: str
     persona: str | None = None
     persona_description: str | None = None
+    persona_profile: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The persona's profile from configs/input.yaml (name, description, characteristics, "
+            "language, expertise_level, goals), when a persona of that name is configured"
+        ),
+    )
     iteration: int = 0
     metadata: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = Field(default=None, description="Per-case seed derived from the run seed")
@@ -142,6 +149,7 @@ def expand_cases(inputs: InputSet, iterations: int, seed: int) -> list[Case]:
                     input=item.input,
                     persona=item.persona,
                     persona_description=item.persona_description,
+                    persona_profile=dict(item.persona_profile) if item.persona_profile else None,
                     iteration=iteration,
                     metadata=dict(item.metadata),
                     seed=case_seed(seed, case_id),

@@ -2,7 +2,7 @@
 
 Where inputs come from, first match wins:
 1. ``--inputs`` (CLI) / ``--fluxloop-inputs`` (pytest);
-2. ``inputs_file`` in ``configs/input.yaml``;
+2. ``inputs_file`` in ``configs/input.yaml`` (or in simulation.yaml, for a single-file config);
 3. ``inputs/generated.yaml`` in the project root, if it exists;
 4. ``base_inputs`` × ``personas`` from ``configs/input.yaml``.
 """
@@ -30,6 +30,8 @@ class InputItem:
     persona: str | None
     persona_description: str | None
     metadata: dict[str, Any]
+    persona_profile: dict[str, Any] | None = None
+    """The configured persona of that name (``configs/input.yaml``) as a dict, if any."""
 
 
 @dataclass
@@ -76,13 +78,13 @@ def _inputs_path(cfg: LoadedConfig) -> tuple[Path | None, bool]:
         path = cfg.resolve(cfg.input.inputs_file)
         if not path.is_file() and not (cfg.input.base_inputs):
             raise ConfigError(
-                f"{cfg.sources['input']}: inputs_file {cfg.input.inputs_file!r} does not exist "
+                f"{cfg.source_of('input', 'inputs_file')}: inputs_file {cfg.input.inputs_file!r} does not exist "
                 f"({path}); generate it or fix the path"
             )
         if path.is_file():
             return path, True
         cfg.notices.append(
-            f"{cfg.sources['input']}: inputs_file {cfg.input.inputs_file!r} does not exist yet; "
+            f"{cfg.source_of('input', 'inputs_file')}: inputs_file {cfg.input.inputs_file!r} does not exist yet; "
             "running base_inputs × personas instead"
         )
         return None, False
@@ -97,21 +99,31 @@ def _read_inputs_file(path: Path, personas: list[Persona]) -> list[InputItem]:
     parsed = validate(InputsFile, doc.data, doc)
     if not parsed.entries:
         raise ConfigError(f"{path}: the inputs list is empty; add at least one input")
-    described = {p.name: p.description for p in personas}
+    configured = {p.name: p for p in personas}
     items = []
     for index, entry in enumerate(parsed.entries):
         meta = dict(entry.metadata)
         persona = entry.persona or _str_or_none(meta.get("persona"))
+        profile = configured.get(persona or "")
         description = (
             entry.persona_description
             or _str_or_none(meta.get("persona_description"))
-            or described.get(persona or "")
+            or (profile.description if profile is not None else None)
         )
-        for key in ("strategy", "base_index", "expected_intent", "id"):
+        for key in ("strategy", "base_index", "expected_intent", "id", "prompt_hash"):
             value = getattr(entry, key)
             if value is not None:
                 meta.setdefault(key, value)
-        items.append(InputItem(index, entry.input, persona, description, meta))
+        items.append(
+            InputItem(
+                index,
+                entry.input,
+                persona,
+                description,
+                meta,
+                profile.model_dump() if profile is not None else None,
+            )
+        )
     return items
 
 
@@ -132,7 +144,8 @@ def _from_base_inputs(cfg: LoadedConfig, personas: list[Persona] | None) -> Inpu
         for persona in played:
             name = persona.name if persona else None
             desc = persona.description if persona else None
-            items.append(InputItem(index, entry.input, name, desc, dict(meta)))
+            profile = persona.model_dump() if persona else None
+            items.append(InputItem(index, entry.input, name, desc, dict(meta), profile))
     n_personas = len(personas or [])
     return InputSet(items, "base_inputs", len(base), n_personas, factored=True)
 

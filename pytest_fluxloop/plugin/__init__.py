@@ -16,12 +16,19 @@ import pytest
 from . import hookspecs, marker, options
 from .collection import FluxloopFile, FluxloopItem
 from .keys import EXPERIMENT_ATTR, EXPERIMENT_KEY, RECORD_ATTR, RESULT_KEY, STATE_KEY
+from .legacy_runner import fluxloop_cli, fluxloop_runner, fluxloop_runner_multi_turn
 from .marker import fluxloop_case, fluxloop_result
 from .state import PluginState
 from .usage import usage_errors
 from .xdist import ControllerHooks, is_distributing, prefer_worksteal, worker_id
 
-__all__ = ["fluxloop_case", "fluxloop_result"]
+__all__ = [
+    "fluxloop_case",
+    "fluxloop_cli",
+    "fluxloop_result",
+    "fluxloop_runner",
+    "fluxloop_runner_multi_turn",
+]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

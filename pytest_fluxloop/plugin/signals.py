@@ -34,8 +34,9 @@ class ProcessGuard:
             self._old_sigterm = None  # not the main thread (embedded pytest.main)
 
     def restore(self) -> None:
-        """Undo the SIGTERM handler, the working directory, and the ``sys.path`` entries and
-        ``.env`` variables the run added (a variable changed since is left alone)."""
+        """Undo the SIGTERM handler, the working directory, and the ``sys.path`` entries,
+        ``runner.environment_vars`` and ``.env`` variables the run added (a variable changed
+        since is left alone)."""
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
@@ -49,6 +50,11 @@ class ProcessGuard:
             with contextlib.suppress(ValueError):
                 sys.path.remove(entry)
         added_paths.clear()
+        # runner.environment_vars before .env: a variable both set is back at the .env value
+        # first, which the .env undoing below then recognises and removes.
+        environment = sys.modules.get("pytest_fluxloop.engine.environment")
+        if environment is not None:
+            environment.restore_environment()
         loader = sys.modules.get("pytest_fluxloop.config.loader")
         dotenv_set: dict[str, str] = getattr(loader, "DOTENV_SET", {})
         for key, value in dotenv_set.items():

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.loader import LoadedConfig, Overrides, load_config
 from ..config.models import SupervisorConfig
+from ..engine.environment import apply_environment, restore_environment
 from ..engine.executor import CaseExecutor, CaseResult, RunSettings
-from ..engine.target import Target, Workspace, resolve_target
-from ..errors import ConfigError
+from ..engine.target import Target, TargetOptions, Workspace, resolve_target
+from ..errors import ConfigError, FluxloopWarning
 from ..plan.cases import Case, ExperimentPlan, plan_experiment
 from ..records import ExperimentSummary
 from ..redact import Redactor, install_log_redaction
@@ -57,11 +58,7 @@ def check_supported(cfg: LoadedConfig) -> list[str]:
             f"{cfg.sources['project']}: collector_url is set, but the HTTP collector sink is not "
             "available in this version; traces are written to files only"
         )
-    if cfg.evaluation and cfg.evaluation.evaluators:
-        notices.append(
-            f"{cfg.sources['evaluation']}: {len(cfg.evaluation.evaluators)} evaluator(s) were "
-            "validated but are not run in this version; traces are not scored"
-        )
+    # evaluation.yaml: the config loader already says, once, that it is read and not run.
     return notices
 
 
@@ -78,6 +75,7 @@ class Experiment:
     """Returns a custom supervisor for the settings, or None (the pytest hook, via the plugin)."""
     _target: Target | None = None
     _executor: CaseExecutor | None = None
+    _env_keys: list[str] = field(default_factory=list)
 
     @classmethod
     def load(
@@ -119,13 +117,21 @@ class Experiment:
     def settings(self) -> RunSettings:
         """Execution settings from the config."""
         sim = self.cfg.simulation
+        runner = sim.runner
+        backoff: dict[str, float] = {}
+        if runner.retry_delay is not None:
+            # The configured delay is the first retry's; a long one raises the cap with it.
+            base = float(runner.retry_delay)
+            backoff = {"backoff_base": base, "backoff_max": max(RunSettings.backoff_max, base)}
         return RunSettings(
-            timeout_seconds=float(sim.runner.timeout_seconds),
-            max_retries=sim.runner.max_retries,
-            retry_on=tuple(sim.runner.retry_on),
+            timeout_seconds=float(runner.timeout_seconds),
+            max_retries=runner.max_retries,
+            retry_on=tuple(runner.retry_on),
             run_delay_seconds=sim.run_delay_seconds,
             auto_approve_tools=sim.multi_turn.auto_approve_tools,
             service_context=self.cfg.service_context,
+            stream_output_path=runner.stream_output_path,
+            **backoff,
         )
 
     def workspace(self) -> Workspace:
@@ -133,14 +139,14 @@ class Experiment:
         return Workspace.from_runner(self.cfg.simulation.runner, self.cfg.project_root)
 
     def prepare(self, chdir: bool = True) -> CaseExecutor:
-        """Activate the workspace (sys.path, and cwd unless ``chdir`` is false) and resolve
-        the target. Idempotent."""
+        """Set ``runner.environment_vars``, activate the workspace (sys.path, and cwd unless
+        ``chdir`` is false) and resolve the target; the target's notices join
+        :attr:`notices` (and are warned as :class:`FluxloopWarning`). Idempotent."""
+        self._apply_environment()
         if self._executor is None:
             workspace = self.workspace()
             workspace.activate(chdir=chdir)
-            spec = self.cfg.simulation.runner.target_spec
-            assert spec is not None  # the loader guarantees a target
-            self._target = resolve_target(spec)
+            self._target = self._resolve_target(warn=True)
             self._executor = CaseExecutor(
                 self._target,
                 self.settings(),
@@ -149,6 +155,28 @@ class Experiment:
                 workdir=workspace.working_directory,
             )
         return self._executor
+
+    def _resolve_target(self, warn: bool) -> Target:
+        """Resolve the runner's target; its notices join :attr:`notices` (and, with ``warn``,
+        are warned: the run has shown the load-time notices by then, and only a warning
+        reaches pytest's output and the console of a plain-Python run)."""
+        runner = self.cfg.simulation.runner
+        spec = runner.target_spec
+        assert spec is not None  # the loader guarantees a target
+        target = resolve_target(spec, TargetOptions.from_runner(runner))
+        for notice in target.notices:
+            if notice not in self.notices:
+                self.notices.append(notice)
+                if warn:
+                    warnings.warn(FluxloopWarning(notice), stacklevel=2)
+        return target
+
+    def _apply_environment(self) -> list[str]:
+        """Set ``runner.environment_vars`` (before any import of the target); returns the
+        names newly set, which :meth:`run` puts back when it ends."""
+        added = apply_environment(self.cfg.simulation.runner.environment_vars or {})
+        self._env_keys.extend(k for k in added if k not in self._env_keys)
+        return added
 
     def _conversation(self) -> MultiTurnConversation | None:
         """The multi-turn runner, with one supervisor for the whole experiment (or None)."""
@@ -173,7 +201,17 @@ class Experiment:
             self.cfg.service_context,
             override_description=self._persona_description(multi_turn.persona_override),
             timeout_seconds=float(self.cfg.simulation.runner.timeout_seconds),
+            override_profile=self._persona_profile(multi_turn.persona_override),
         )
+
+    def _persona_profile(self, name: str | None) -> dict[str, Any] | None:
+        """The configured profile of persona ``name`` (input.yaml), if any."""
+        if not name:
+            return None
+        for persona in (self.cfg.input.personas if self.cfg.input else None) or []:
+            if persona.name == name:
+                return persona.model_dump()
+        return None
 
     def _persona_description(self, name: str | None) -> str | None:
         """The description of persona ``name`` from input.yaml or the cases, if any."""
@@ -188,9 +226,11 @@ class Experiment:
         """Check everything that can go wrong before a case runs, changing nothing for good.
 
         The output location (:meth:`check_output`), the runner's workspace and target
-        (imported and inspected as :meth:`prepare` would, with the cwd and ``sys.path``
-        restored afterwards; the module stays imported, so a run in this process does not
-        import it twice), and, with multi-turn on, the supervisor settings (API key, SDK,
+        (imported and inspected as :meth:`prepare` would, with ``runner.environment_vars``
+        set; the cwd, ``sys.path`` and environment are restored afterwards; the module stays
+        imported, so a run in this process does not import it twice; the target's notices,
+        such as ``runner.args`` the agent does not take, join :attr:`notices` for the caller
+        to show), and, with multi-turn on, the supervisor settings (API key, SDK,
         mock settings) unless a ``supervisor_hook`` provides the supervisor. Every problem
         found is reported at once.
 
@@ -212,14 +252,16 @@ class Experiment:
             )
 
     def _check_target(self) -> None:
-        spec = self.cfg.simulation.runner.target_spec
-        assert spec is not None  # the loader guarantees a target
         saved_path = list(sys.path)
+        # Set as for the run (the module reads them at import), then put back.
+        added = apply_environment(self.cfg.simulation.runner.environment_vars or {})
         try:
             with self.workspace().active():
-                resolve_target(spec)
+                # Not warned: check()'s caller shows notices (the CLI prints them).
+                self._resolve_target(warn=False)
         finally:
             sys.path[:] = saved_path
+            restore_environment(added)
 
     def _check_supervisor(self) -> None:
         multi_turn = self.cfg.simulation.multi_turn
@@ -259,10 +301,23 @@ class Experiment:
         says ``interrupted`` when cases were left unrun. ``listener`` is told about each
         record and the final summary.
         """
+        try:
+            return self._run(self.prepare(), output_root, listener)
+        finally:
+            # runner.environment_vars are for the run: the process goes on as it was.
+            self._restore_environment()
+
+    def _restore_environment(self) -> None:
+        """Put back the variables this experiment's ``runner.environment_vars`` set."""
+        restore_environment(self._env_keys)
+        self._env_keys.clear()
+
+    def _run(
+        self, executor: CaseExecutor, output_root: Path | None, listener: RunListener | None
+    ) -> ExperimentSummary:
         from ..engine.scheduler import CaseScheduler
         from .recorder import RunRecorder
 
-        executor = self.prepare()
         recorder = RunRecorder.for_experiment(self, output_root=output_root, listener=listener)
         recorder.open()
         scheduler = CaseScheduler(executor.run, self.cfg.simulation.parallel_runs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,18 @@ current_span_id: ContextVar[str | None] = ContextVar("fluxloop_span", default=No
 def current_trace() -> TraceContext | None:
     """The trace being recorded in this context, or None outside a FluxLoop case."""
     return _current.get()
+
+
+def enter_trace(ctx: TraceContext) -> tuple[Token[TraceContext | None], Token[str | None]]:
+    """Make ``ctx`` current, with no open span; undo with :func:`exit_trace` (same context)."""
+    return _current.set(ctx), current_span_id.set(None)
+
+
+def exit_trace(tokens: tuple[Token[TraceContext | None], Token[str | None]]) -> None:
+    """Restore the trace and the span that were current before :func:`enter_trace`."""
+    trace_token, span_token = tokens
+    current_span_id.reset(span_token)
+    _current.reset(trace_token)
 
 
 @contextmanager

@@ -1,22 +1,92 @@
 """``@fluxloop.agent()`` and friends: record spans as observations of the current trace.
 
-Outside a FluxLoop case the decorators cost one ContextVar lookup and call straight through,
-so instrumented code runs unchanged in production.
+Outside a trace (a FluxLoop case or an :func:`~pytest_fluxloop.sdk.instrument` block) the
+decorators cost one ContextVar lookup and call straight through, so instrumented code runs
+unchanged in production. Inside one, a call records a ``span_start`` observation (its
+arguments, ``metadata.kind``) and a ``span_end`` (its output or error, and its duration).
+
+Every decorator works on plain functions, coroutine functions, generator functions and async
+generator functions, and keeps the function's kind (a wrapped async generator function is
+still one). A generator's span covers its whole iteration: it ends when the generator is
+exhausted, closed or raises, and its output is the list of items it yielded. Code in the
+generator body runs with the generator's span as the parent of what it records, while the
+code consuming the items keeps its own. A generator joins the trace current when it starts
+running (its first ``next()``), not when it is created. Outside a trace a wrapped generator
+delegates with ``yield from``; an async generator has no such statement, so its wrapper
+forwards each item itself (the one per-item cost outside a trace).
+
+The calling forms of both SDK generations work: ``@agent``, ``@agent()``,
+``@agent("name")``, ``@agent(name="support", metadata={...}, team="cx")``.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import Token
+from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from ..jsonsafe import to_jsonable
 from .context import TraceContext, current_span_id, current_trace
+from .settings import is_enabled
+
+__all__ = [
+    "MAX_CAPTURED_ITEMS",
+    "OBSERVATION_TYPES",
+    "ObservationType",
+    "agent",
+    "event",
+    "prompt",
+    "span",
+    "tool",
+    "trace",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_CAPTURED_ITEMS = 1_000
+"""A generator span keeps at most this many yielded items as its output (``metadata.items``
+on its ``span_end`` counts them all)."""
+
+
+class ObservationType(str, enum.Enum):
+    """Span kinds (``metadata.kind``): the earlier SDK's observation types, plus ``trace``."""
+
+    SPAN = "span"
+    EVENT = "event"
+    GENERATION = "generation"
+    TOOL = "tool"
+    AGENT = "agent"
+    CHAIN = "chain"
+    EVALUATION = "evaluation"
+    TRACE = "trace"
+
+
+OBSERVATION_TYPES: tuple[str, ...] = tuple(t.value for t in ObservationType)
+"""Every valid ``observation_type`` of :func:`trace`."""
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What one decorated function records (fixed at decoration time)."""
+
+    kind: str
+    name: str
+    meta: Mapping[str, Any]
+    signature: inspect.Signature | None
+    capture_input: bool = True
+    capture_output: bool = True
+    capture_tokens: bool = False
+
+
+@dataclass(frozen=True)
+class _Open:
+    span_id: str
+    t0: float
 
 
 def _capture_args(
@@ -37,119 +107,464 @@ def _capture_args(
     return to_jsonable(data)
 
 
-def _start(
-    ctx: TraceContext,
-    kind: str,
-    name: str,
-    signature: inspect.Signature | None,
-    args: Any,
-    kw: Any,
-    meta: dict[str, Any],
-) -> tuple[str, float, Token[str | None]]:
+def _start(ctx: TraceContext, spec: _Spec, args: Any, kwargs: Any) -> _Open:
+    """Record ``span_start``; the caller makes the span current while its code runs."""
     span_id = ctx.new_span_id()
     ctx.add(
         "span_start",
-        name,
+        spec.name,
         observation_id=span_id,
-        input=_capture_args(signature, args, kw),
-        metadata={"kind": kind, **meta},
+        input=_capture_args(spec.signature, args, kwargs) if spec.capture_input else None,
+        metadata={"kind": spec.kind, **spec.meta},
     )
-    return span_id, time.perf_counter(), current_span_id.set(span_id)
+    return _Open(span_id, time.perf_counter())
 
 
 def _end(
     ctx: TraceContext,
-    name: str,
-    started: tuple[str, float, Token[str | None]],
+    spec: _Spec,
+    opened: _Open,
+    token: Token[str | None] | None = None,
+    *,
     output: Any = None,
     error: BaseException | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> None:
-    span_id, t0, token = started
-    current_span_id.reset(token)
+    """Record ``span_end`` (after restoring the outer span, when ``token`` is given)."""
+    if token is not None:
+        current_span_id.reset(token)
+    meta = dict(metadata or {})
+    if error is None and spec.capture_tokens:
+        usage = _token_usage(output)
+        if usage is not None:
+            meta["token_usage"] = usage
     ctx.add(
         "span_end",
-        name,
-        observation_id=span_id,
-        output=None if error else to_jsonable(output),
-        error=f"{type(error).__name__}: {error}" if error else None,
-        duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+        spec.name,
+        observation_id=opened.span_id,
+        output=to_jsonable(output) if error is None and spec.capture_output else None,
+        error=f"{type(error).__name__}: {error}" if error is not None else None,
+        duration_ms=round((time.perf_counter() - opened.t0) * 1000, 3),
+        metadata=meta,
     )
 
 
-def span(kind: str, name: str | None = None, **meta: Any) -> Callable[[F], F]:
-    """Decorator factory recording a ``span_start``/``span_end`` pair of type ``kind``."""
+def _token_usage(result: Any) -> dict[str, Any] | None:
+    """The ``usage`` of an LLM response (attribute or key), as JSON data, if it has one."""
+    try:
+        if isinstance(result, Mapping):
+            usage = result.get("usage")
+        else:
+            usage = getattr(result, "usage", None)
+    except Exception:  # a property that raises must not fail the agent's call
+        return None
+    if usage is None:
+        return None
+    data = to_jsonable(usage)
+    return data if isinstance(data, dict) else None
+
+
+class _Items:
+    """The items a generator span yielded (kept up to MAX_CAPTURED_ITEMS)."""
+
+    __slots__ = ("count", "keep", "kept")
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.count = 0
+        self.kept: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        self.count += 1
+        if self.keep and len(self.kept) < MAX_CAPTURED_ITEMS:
+            # Converted now: the consumer may mutate the item after receiving it.
+            self.kept.append(to_jsonable(item))
+
+    def end_metadata(self, closed: bool = False) -> dict[str, Any]:
+        meta: dict[str, Any] = {"items": self.count}
+        if closed:
+            meta["closed"] = True
+        return meta
+
+
+def _traced_generator(
+    ctx: TraceContext, spec: _Spec, opened: _Open, gen: Generator[Any, Any, Any]
+) -> Generator[Any, Any, Any]:
+    """Drive ``gen`` as ``yield from`` would, with the span current only while its body runs."""
+    items = _Items(spec.capture_output)
+    send: Any = None
+    throw: BaseException | None = None
+    while True:
+        token = current_span_id.set(opened.span_id)
+        try:
+            item = gen.send(send) if throw is None else gen.throw(throw)
+        except StopIteration as stop:
+            _end(ctx, spec, opened, token, output=items.kept, metadata=items.end_metadata())
+            return stop.value
+        except BaseException as exc:
+            _end(ctx, spec, opened, token, error=exc, metadata=items.end_metadata())
+            raise
+        current_span_id.reset(token)
+        items.add(item)
+        send, throw = None, None
+        try:
+            send = yield item
+        except GeneratorExit:
+            token = current_span_id.set(opened.span_id)
+            try:
+                gen.close()
+            except BaseException as exc:
+                _end(ctx, spec, opened, token, error=exc, metadata=items.end_metadata())
+                raise
+            meta = items.end_metadata(closed=True)
+            _end(ctx, spec, opened, token, output=items.kept, metadata=meta)
+            raise
+        except BaseException as exc:
+            throw = exc
+
+
+def _wrap(fn: F, spec: _Spec) -> F:
+    """The recording wrapper of ``fn``, of the same kind (sync, async, generator, ...)."""
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def async_generator_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+            # Async generators have no ``yield from``: this body forwards asend/athrow/aclose
+            # itself. It is an async generator function (not a function returning one) so
+            # inspect.isasyncgenfunction() stays true for frameworks that look; the price is
+            # that items pass through it even outside a trace.
+            ctx = current_trace()
+            if ctx is None or not is_enabled():
+                ctx = None
+            opened = _start(ctx, spec, args, kwargs) if ctx is not None else None
+            agen = fn(*args, **kwargs)
+            items = _Items(spec.capture_output)
+            send: Any = None
+            throw: BaseException | None = None
+            while True:
+                token = current_span_id.set(opened.span_id) if opened is not None else None
+                try:
+                    item = await (agen.asend(send) if throw is None else agen.athrow(throw))
+                except StopAsyncIteration:
+                    if ctx is not None and opened is not None:
+                        meta = items.end_metadata()
+                        _end(ctx, spec, opened, token, output=items.kept, metadata=meta)
+                    return
+                except BaseException as exc:
+                    if ctx is not None and opened is not None:
+                        _end(ctx, spec, opened, token, error=exc, metadata=items.end_metadata())
+                    raise
+                if token is not None:
+                    current_span_id.reset(token)
+                    items.add(item)
+                send, throw = None, None
+                try:
+                    send = yield item
+                except GeneratorExit:
+                    token = current_span_id.set(opened.span_id) if opened is not None else None
+                    try:
+                        await agen.aclose()
+                    except BaseException as exc:
+                        if ctx is not None and opened is not None:
+                            meta = items.end_metadata()
+                            _end(ctx, spec, opened, token, error=exc, metadata=meta)
+                        raise
+                    if ctx is not None and opened is not None:
+                        meta = items.end_metadata(closed=True)
+                        _end(ctx, spec, opened, token, output=items.kept, metadata=meta)
+                    raise
+                except BaseException as exc:
+                    throw = exc
+
+        return async_generator_wrapper  # type: ignore[return-value]
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = current_trace()
+            if ctx is None or not is_enabled():
+                return await fn(*args, **kwargs)
+            opened = _start(ctx, spec, args, kwargs)
+            token = current_span_id.set(opened.span_id)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                _end(ctx, spec, opened, token, error=exc)
+                raise
+            _end(ctx, spec, opened, token, output=result)
+            return result
+
+        return async_wrapper  # type: ignore[return-value]
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            ctx = current_trace()
+            if ctx is None or not is_enabled():
+                return (yield from fn(*args, **kwargs))
+            opened = _start(ctx, spec, args, kwargs)
+            return (yield from _traced_generator(ctx, spec, opened, fn(*args, **kwargs)))
+
+        return generator_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = current_trace()
+        if ctx is None or not is_enabled():
+            return fn(*args, **kwargs)
+        opened = _start(ctx, spec, args, kwargs)
+        token = current_span_id.set(opened.span_id)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _end(ctx, spec, opened, token, error=exc)
+            raise
+        _end(ctx, spec, opened, token, output=result)
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def span(
+    kind: str,
+    name: str | None = None,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    capture_tokens: bool = False,
+    **meta: Any,
+) -> Callable[[F], F]:
+    """Decorator factory recording a ``span_start``/``span_end`` pair of kind ``kind``.
+
+    Args:
+        kind: ``metadata.kind`` of the span (``agent``, ``tool``, ``generation`` ...).
+        name: the span's name; default: the function's ``__name__``.
+        metadata: added to ``span_start``'s metadata (with ``**meta``).
+        capture_input: record the call's arguments (False: ``input`` is None).
+        capture_output: record the return value or yielded items (False: ``output`` is None).
+        capture_tokens: record the result's ``usage`` (attribute or key) as
+            ``metadata.token_usage`` of ``span_end``.
+    """
+    span_meta = {**(metadata or {}), **meta}
 
     def decorate(fn: F) -> F:
-        span_name: str = name or str(getattr(fn, "__name__", kind))
         try:  # computed once: signature() is too slow to run on every call
             signature: inspect.Signature | None = inspect.signature(fn)
         except (TypeError, ValueError):
             signature = None
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                ctx = current_trace()
-                if ctx is None:
-                    return await fn(*args, **kwargs)
-                started = _start(ctx, kind, span_name, signature, args, kwargs, meta)
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    _end(ctx, span_name, started, error=exc)
-                    raise
-                _end(ctx, span_name, started, output=result)
-                return result
-
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            ctx = current_trace()
-            if ctx is None:
-                return fn(*args, **kwargs)
-            started = _start(ctx, kind, span_name, signature, args, kwargs, meta)
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                _end(ctx, span_name, started, error=exc)
-                raise
-            _end(ctx, span_name, started, output=result)
-            return result
-
-        return wrapper  # type: ignore[return-value]
+        spec = _Spec(
+            kind=kind,
+            name=name or str(getattr(fn, "__name__", kind)),
+            meta=span_meta,
+            signature=signature,
+            capture_input=capture_input,
+            capture_output=capture_output,
+            capture_tokens=capture_tokens,
+        )
+        return _wrap(fn, spec)
 
     return decorate
+
+
+def _target_and_name(fn: Any, name: str | None, decorator: str) -> tuple[Any, str | None]:
+    """Split the first positional argument: a function to decorate, or (earlier SDK) a name."""
+    if isinstance(fn, str):
+        if name is not None:
+            raise TypeError(f"{decorator}() got the name twice ({fn!r} and name={name!r})")
+        return None, fn
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{decorator}() takes a function or a name, got {type(fn).__name__}")
+    return fn, name
+
+
+def _apply(fn: Any, decorator: Callable[[F], F]) -> Any:
+    return decorator(fn) if fn is not None else decorator
 
 
 @overload
 def agent(fn: F, /) -> F: ...
 @overload
-def agent(fn: None = None, /, *, name: str | None = None, **meta: Any) -> Callable[[F], F]: ...
-def agent(fn: F | None = None, /, *, name: str | None = None, **meta: Any) -> Any:
-    """Mark an agent entry point: ``@fluxloop.agent()`` or ``@fluxloop.agent(name="support")``.
+def agent(
+    fn: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    **meta: Any,
+) -> Callable[[F], F]: ...
+def agent(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    **meta: Any,
+) -> Any:
+    """Mark an agent entry point: ``@fluxloop.agent``, ``@fluxloop.agent()``,
+    ``@fluxloop.agent(name="support", metadata={"team": "cx"})``.
 
-    Inside a FluxLoop case, each call records ``span_start``/``span_end`` observations with the
-    call's arguments, its output or error, and its duration, tied to the case's trace.
+    Inside a trace, each call records ``span_start``/``span_end`` observations of kind
+    ``agent`` with the call's arguments, its output or error, and its duration.
+
+    Args:
+        name: the span's name (default: the function's name); also accepted positionally.
+        metadata: extra ``span_start`` metadata; extra keyword arguments are added too.
+        capture_input: record the arguments (False: the span has no input).
+        capture_output: record the return value (False: the span has no output).
     """
-    decorator = span("agent", name, **meta)
-    return decorator(fn) if fn is not None else decorator
+    fn, name = _target_and_name(fn, name, "agent")
+    decorator: Callable[[Any], Any] = span(
+        "agent",
+        name,
+        metadata=metadata,
+        capture_input=capture_input,
+        capture_output=capture_output,
+        **meta,
+    )
+    return _apply(fn, decorator)
 
 
-def trace(fn: F | None = None, /, *, name: str | None = None, **meta: Any) -> Any:
-    """Record any function as a span of type ``trace`` (``@fluxloop.trace()``)."""
-    decorator = span("trace", name, **meta)
-    return decorator(fn) if fn is not None else decorator
+def _observation_kind(observation_type: Any) -> str:
+    value = getattr(observation_type, "value", observation_type)
+    if isinstance(value, str) and value in OBSERVATION_TYPES:
+        return value
+    raise ValueError(
+        f"invalid observation_type {observation_type!r}; "
+        f"expected one of: {', '.join(OBSERVATION_TYPES)}"
+    )
 
 
-def tool(fn: F | None = None, /, *, name: str | None = None, **meta: Any) -> Any:
-    """Record a tool function as a span of type ``tool`` (``@fluxloop.tool()``)."""
-    decorator = span("tool", name, **meta)
-    return decorator(fn) if fn is not None else decorator
+@overload
+def trace(fn: F, /) -> F: ...
+@overload
+def trace(
+    fn: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    observation_type: ObservationType | str = ObservationType.TRACE,
+    metadata: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    **meta: Any,
+) -> Callable[[F], F]: ...
+def trace(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    observation_type: ObservationType | str = ObservationType.TRACE,
+    metadata: Mapping[str, Any] | None = None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    **meta: Any,
+) -> Any:
+    """Record any function as a span (``@fluxloop.trace()``), of kind ``trace`` by default.
+
+    Args:
+        name: the span's name (default: the function's name); also accepted positionally.
+        observation_type: the span's kind, one of :data:`OBSERVATION_TYPES` (an
+            :class:`ObservationType` or its value); anything else is a ValueError.
+        metadata: extra ``span_start`` metadata; extra keyword arguments are added too.
+        capture_input: record the arguments (False: the span has no input).
+        capture_output: record the return value (False: the span has no output).
+    """
+    fn, name = _target_and_name(fn, name, "trace")
+    decorator: Callable[[Any], Any] = span(
+        _observation_kind(observation_type),
+        name,
+        metadata=metadata,
+        capture_input=capture_input,
+        capture_output=capture_output,
+        **meta,
+    )
+    return _apply(fn, decorator)
+
+
+@overload
+def tool(fn: F, /) -> F: ...
+@overload
+def tool(
+    fn: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    **meta: Any,
+) -> Callable[[F], F]: ...
+def tool(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    **meta: Any,
+) -> Any:
+    """Record a tool function as a span of kind ``tool`` (``@fluxloop.tool()``,
+    ``@fluxloop.tool(description="Search the web")``).
+
+    Args:
+        name: the span's name (default: the function's name); also accepted positionally.
+        description: kept as ``metadata.description`` of ``span_start``.
+        **meta: more ``span_start`` metadata.
+    """
+    fn, name = _target_and_name(fn, name, "tool")
+    if description is not None:
+        meta["description"] = description
+    decorator: Callable[[Any], Any] = span("tool", name, **meta)
+    return _apply(fn, decorator)
+
+
+@overload
+def prompt(fn: F, /) -> F: ...
+@overload
+def prompt(
+    fn: str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    capture_tokens: bool = True,
+    **meta: Any,
+) -> Callable[[F], F]: ...
+def prompt(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    capture_tokens: bool = True,
+    **meta: Any,
+) -> Any:
+    """Mark an LLM call (``@fluxloop.prompt(model="gpt-4o-mini")``): a span of kind
+    ``generation``.
+
+    Args:
+        name: the span's name (default: the function's name); also accepted positionally.
+        model: kept as ``metadata.model`` of ``span_start``.
+        capture_tokens: when the function returns something with a ``usage`` (an attribute,
+            as on OpenAI and Anthropic responses, or a dict key), record it as
+            ``metadata.token_usage`` of ``span_end``.
+        **meta: more ``span_start`` metadata.
+    """
+    fn, name = _target_and_name(fn, name, "prompt")
+    if model is not None:
+        meta["model"] = model
+    decorator: Callable[[Any], Any] = span(
+        ObservationType.GENERATION.value, name, capture_tokens=capture_tokens, **meta
+    )
+    return _apply(fn, decorator)
 
 
 def event(name: str, **data: Any) -> None:
-    """Record a custom ``event`` observation in the current trace (no-op outside a case)."""
+    """Record a custom ``event`` observation in the current trace (no-op outside a trace)."""
     ctx = current_trace()
-    if ctx is not None:
+    if ctx is not None and is_enabled():
         ctx.add("event", name, metadata=to_jsonable(data))

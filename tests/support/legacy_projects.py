@@ -533,20 +533,20 @@ import fluxloop
 
 @fluxloop.agent(name="support_graph")
 def run_turn(
-    messages,
+    user_message,
     persona=None,
+    messages=None,
     part: str = "part1",
     provider: str = "openai",
     overwrite_db: bool = True,
-    history=None,
     run_iteration: int = 0,
 ):
-    last = messages[-1]["content"]
+    turn = sum(1 for m in messages or [] if m["role"] == "user")
     who = persona.name if persona is not None else "anon"
     traits = ", ".join(persona.characteristics) if persona is not None else ""
     return (
         f"[{part}/{provider}/db={'new' if overwrite_db else 'kept'}] "
-        f"{who} ({traits}) turn {len(history or []) + 1}: booked change for '{last}'"
+        f"{who} ({traits}) turn {turn}: booked change for '{user_message}'"
     )
 '''
 

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from pytest_fluxloop.artifacts import ExperimentWriter, generate_schemas, load_schema
 from pytest_fluxloop.artifacts import schemas as schemas_mod
 from pytest_fluxloop.records import (
+    SUMMARY_DERIVED_KEYS,
     SUMMARY_KEYS,
     TRUNCATION_KEYS,
     ErrorInfo,
@@ -156,7 +157,7 @@ def test_trace_summary_model_matches_summary_line() -> None:
     # <field>_truncated keys appear only on a line whose field was cut.
     fields = [f for f in schemas_mod.TraceSummaryLine.model_fields if f not in TRUNCATION_KEYS]
     assert list(line) == fields
-    assert set(SUMMARY_KEYS) | {"error", "error_kind"} == set(line)
+    assert set(SUMMARY_KEYS) | set(SUMMARY_DERIVED_KEYS) == set(line)
 
 
 # -- real artifacts validate --------------------------------------------------------------

@@ -287,6 +287,24 @@ def test_append_is_on_disk_immediately(tmp_path: Path) -> None:
             "attempts": 1,
             "error": None,
             "error_kind": None,
+            # The earlier FluxLoop transcript shape (tests/unit/test_artifacts_legacy_fields.py).
+            "conversation": [
+                {
+                    "turn_index": 1,
+                    "role": "user",
+                    "content": "question 0",
+                    "source": "input",
+                    "metadata": {"persona": "novice_user"},
+                },
+                {
+                    "turn_index": 1,
+                    "role": "assistant",
+                    "content": "answer 0",
+                    "source": "agent",
+                    "metadata": {},
+                },
+            ],
+            "termination_reason": None,
         }
     ]
     traces = read_lines(writer.path / "traces.jsonl")

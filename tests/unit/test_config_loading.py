@@ -775,9 +775,10 @@ def test_module_path_and_function_name_alone(tmp_path: Path) -> None:
 
 
 def test_target_and_parts_that_agree(tmp_path: Path) -> None:
-    # The complete example sets all three; they agree.
-    runner = load_config(_project(tmp_path, COMPLETE_EXAMPLE)).simulation.runner
-    assert runner.target_spec == "examples.simple_agent:run"
+    # The complete example sets all three; they agree, so nothing is worth a notice.
+    loaded = load_config(_project(tmp_path, COMPLETE_EXAMPLE))
+    assert loaded.simulation.runner.target_spec == "examples.simple_agent:run"
+    assert loaded.notices == []
 
 
 @pytest.mark.parametrize(
@@ -787,6 +788,7 @@ def test_target_and_parts_that_agree(tmp_path: Path) -> None:
 def test_target_and_parts_that_disagree(
     tmp_path: Path, module_path: str, function_name: str
 ) -> None:
+    # The earlier FluxLoop let target win; so does this loader, and says so in a notice.
     text = f"""\
     name: t
     description: d
@@ -796,13 +798,15 @@ def test_target_and_parts_that_disagree(
       target: "examples.simple_agent:run"
     """
     path = _project(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    message = str(info.value)
-    assert f"{path.resolve()}:{line_of(text, 'target:')}" in message
-    assert "runner.target" in message
-    assert "examples.simple_agent:run" in message
-    assert f"{module_path}:{function_name}" in message
+    loaded = load_config(path)
+    assert loaded.simulation.runner.target_spec == "examples.simple_agent:run"
+    (notice,) = loaded.notices
+    assert f"{path.resolve()}:{line_of(text, 'target:')}" in notice
+    assert "runner.target" in notice
+    assert "takes precedence" in notice
+    assert "examples.simple_agent:run" in notice
+    assert repr(module_path) in notice
+    assert repr(function_name) in notice
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,17 @@ SDK_ALLOWED = {
     "pytest_fluxloop.records",
     "pytest_fluxloop.redact",
 }
-HEAVY = ("pytest", "_pytest", "yaml", "openai", "anthropic", "httpx", "click", "jsonschema")
+HEAVY = (
+    "pytest",
+    "_pytest",
+    "yaml",
+    "openai",
+    "anthropic",
+    "httpx",
+    "click",
+    "jsonschema",
+    "dotenv",  # fluxloop.load_env() imports it when called, never at import
+)
 
 
 def _python(code: str) -> str:
@@ -58,6 +68,22 @@ def test_import_fluxloop_loads_only_the_sdk() -> None:
     assert outside == [], f"import fluxloop loaded harness modules: {outside}"
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert heavy == [], f"import fluxloop loaded heavy packages: {heavy}"
+
+
+def test_distribution_check_loads_nothing_of_ours() -> None:
+    """The CLI and the plugin call it before trusting ``import fluxloop``: stdlib only."""
+    out = _python(
+        "import json, sys\n"
+        "from pytest_fluxloop import distributions\n"
+        "distributions.foreign_fluxloop_message()\n"
+        "distributions.conflicting_distributions()\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    modules = set(json.loads(out))
+    ours = sorted(m for m in modules if m.split(".")[0] in ("pytest_fluxloop", "fluxloop"))
+    assert ours == ["pytest_fluxloop", "pytest_fluxloop.distributions"]
+    heavy = sorted(m for m in modules if m.split(".")[0] in (*HEAVY, "pydantic"))
+    assert heavy == []
 
 
 def test_harness_names_still_reachable_from_fluxloop() -> None:

@@ -316,7 +316,7 @@ def test_every_row_reaches_the_click_command(spec: OverrideSpec) -> None:
 
 def test_click_options_keep_table_order_between_root_and_yes() -> None:
     names = list(_click_params())
-    assert names == ["config", "project", "root", *ROWS, "yes", "pytest_args"]
+    assert names == ["config", "project", "root", *ROWS, "yes", "dry_run", "display", "pytest_args"]
 
 
 def _cli_parse(argv: list[str], cwd: Path, project_root: Path) -> Overrides:

@@ -544,7 +544,8 @@ def test_input_falls_back_to_the_first_parameter(tmp_path: Path) -> None:
         tmp_path, "def run(prompt, history=None):\n    return [prompt, history]\n"
     )
     assert target.binding.input_param == "prompt"
-    assert ok(run_case(target, make_case("p"))) == ["p", None]
+    # history is filled too: the turns before this message, none in a single turn.
+    assert ok(run_case(target, make_case("p"))) == ["p", []]
 
 
 def test_fallback_skips_optional_names(tmp_path: Path) -> None:

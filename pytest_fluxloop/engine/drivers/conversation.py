@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...errors import FluxloopError
@@ -24,6 +24,7 @@ from ...records import ErrorInfo, MultiTurnInfo
 from ...sdk.context import current_span_id, current_trace
 from ...supervisors import SupervisorDecision, SupervisorError, SupervisorReply, SupervisorRequest
 from ..record import error_info
+from ..values import conversation_values, persona_values
 from .base import DriverOutcome, Resolve
 
 if TYPE_CHECKING:
@@ -59,14 +60,17 @@ class MultiTurnConversation:
         service_context: str | None,
         override_description: str | None = None,
         timeout_seconds: float | None = None,
+        override_profile: Mapping[str, Any] | None = None,
     ) -> None:
-        """``override_description`` describes ``settings.persona_override`` (if known);
-        ``timeout_seconds`` is the case deadline: no turn or decision starts after it."""
+        """``override_description`` describes ``settings.persona_override`` (if known),
+        ``override_profile`` is its configured profile (if any); ``timeout_seconds`` is the
+        case deadline: no turn or decision starts after it."""
         self.settings = settings
         self.timeout_seconds = timeout_seconds
         self.supervisor = supervisor
         self.service_context = service_context
         self.override_description = override_description
+        self.override_profile = override_profile
 
     def run(
         self,
@@ -100,12 +104,15 @@ class _Run:
         self.resolve = resolve
         override = owner.settings.persona_override
         self.persona = override or case.persona
+        self.values = dict(values)
         if override and override != case.persona:
             # The case's description belongs to its own persona, not to the forced one.
             self.description = owner.override_description
+            self.values.update(
+                persona_values(override, owner.override_profile, owner.override_description)
+            )
         else:
             self.description = case.persona_description
-        self.values = {**values, "persona": self.persona}
         self.turns: list[dict[str, Any]] = []
         self.decisions: list[dict[str, Any]] = []
         self.usage: dict[str, float] = {}
@@ -155,7 +162,9 @@ class _Run:
     def _agent_turn(self, message: str) -> Any:
         turn = self.turn_count + 1
         state = self.state()  # a deep copy: the agent can't change the record
-        args, kwargs = self.binding.bind(message, {**self.values, "conversation_state": state})
+        # The turns so far end with the message the agent answers now.
+        per_turn = conversation_values(state, state["turns"])
+        args, kwargs = self.binding.bind(message, {**self.values, **per_turn})
         span_id = self.ctx.new_span_id() if self.ctx else None
         # The agent's own spans (@fluxloop.agent, tools) nest under this turn.
         token = current_span_id.set(span_id) if span_id else None
