@@ -76,15 +76,16 @@ def _inputs_path(cfg: LoadedConfig) -> tuple[Path | None, bool]:
         return path, True
     if cfg.input and cfg.input.inputs_file:
         path = cfg.resolve(cfg.input.inputs_file)
+        where = cfg.source_of("input", "inputs_file")
         if not path.is_file() and not (cfg.input.base_inputs):
             raise ConfigError(
-                f"{cfg.source_of('input', 'inputs_file')}: inputs_file {cfg.input.inputs_file!r} does not exist "
+                f"{where}: inputs_file {cfg.input.inputs_file!r} does not exist "
                 f"({path}); generate it or fix the path"
             )
         if path.is_file():
             return path, True
         cfg.notices.append(
-            f"{cfg.source_of('input', 'inputs_file')}: inputs_file {cfg.input.inputs_file!r} does not exist yet; "
+            f"{where}: inputs_file {cfg.input.inputs_file!r} does not exist yet; "
             "running base_inputs × personas instead"
         )
         return None, False
