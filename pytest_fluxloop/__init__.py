@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .config import LoadedConfig, Overrides, load_config
     from .errors import ConfigError, FluxloopError, TargetError
     from .plan import Case, ExperimentPlan
+    from .plugin.legacy_runner import FluxloopRunResult
     from .plugin.marker import FluxloopResult
     from .records import ExperimentSummary, Observation, TraceRecord
     from .run import Experiment
@@ -72,6 +73,7 @@ _EXPORTS = {
     "Observation": "records",
     "ExperimentSummary": "records",
     "FluxloopResult": "plugin.marker",
+    "FluxloopRunResult": "plugin.legacy_runner",
     "ConfigError": "errors",
     "TargetError": "errors",
     "FluxloopError": "errors",
@@ -85,6 +87,7 @@ __all__ = [
     "ExperimentSummary",
     "FluxloopError",
     "FluxloopResult",
+    "FluxloopRunResult",
     "Instrumentation",
     "LoadedConfig",
     "Observation",

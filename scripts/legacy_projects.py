@@ -195,6 +195,16 @@ def check_coexistence(work: Path, report: Report) -> None:
     proc = run([str(python.parent / "fluxloop"), "doctor"], work)
     text = proc.stdout + proc.stderr
     report.add("both", "doctor names the other SDK", "0.1.8" in text and "fluxloop" in text, text)
+    # The other order: the earlier SDK installed last owns fluxloop/__init__.py, so the
+    # sample agent's `import fluxloop` gets it. The run must say so, not record nothing.
+    python = venv(work / "venv-both-reversed", str(REPO))
+    subprocess.run([str(python), "-m", "pip", "install", "-q", EARLIER_SDK], check=True)
+    project = work / "tpl-0.2.36" / "fluxloop" / "demo"
+    if project.is_dir():
+        proc = run([str(python.parent / "fluxloop"), "run", "experiment", "--yes"], project)
+        text = proc.stdout + proc.stderr
+        told = "0.1.8" in text and "pip uninstall" in text
+        report.add("both", "run warns when the other SDK owns `import fluxloop`", told, text[-800:])
 
 
 def main() -> int:

@@ -59,7 +59,9 @@ config's ``output_directory`` in-process, and into a ``.fluxloop_pytest`` folder
 project from the CLI.)
 
 In-process, the run's changes to the process are undone when the call returns: the working
-directory, ``sys.path`` and the environment. The ``pytest_fluxloop_modify_cases`` and
+directory, ``sys.path``, the environment, and the project modules the run imported (projects
+made from the earlier template all name their agent ``examples.simple_agent``; the next
+project's run must import its own). The ``pytest_fluxloop_modify_cases`` and
 ``pytest_fluxloop_supervisor`` hooks apply as for ``@pytest.mark.fluxloop`` tests. Settings
 that are accepted but only partly in effect are reported as ``FluxloopWarning``\\ s.
 """
@@ -472,13 +474,14 @@ class _Runner:
 
         from ..config import Overrides
 
+        problems = []
         try:
             Overrides(**fields)
         except ValidationError as exc:
-            problems = []
             for error in exc.errors():
                 name = str(error["loc"][0]) if error["loc"] else "?"
                 problems.append(f"  - {given_as.get(name, name)!r}: {error['msg']}")
+        if problems:  # failed outside the except block: no chained traceback in the report
             self._fail("invalid overrides:\n" + "\n".join(problems))
 
 
@@ -687,6 +690,8 @@ class _Run:
         except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it by now
             _write_log(stdout_path, exc.stdout)
             _write_log(stderr_path, exc.stderr)
+            proc = None
+        if proc is None:  # reported outside the except block: no chained traceback
             self._timed_out("the command was stopped", _new_folder(output_root, before))
         _write_log(stdout_path, proc.stdout)
         _write_log(stderr_path, proc.stderr)

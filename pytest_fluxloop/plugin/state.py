@@ -37,6 +37,8 @@ class PluginState:
         self.resume: ResumeState | None = None
         self.collected = False
         """Whether the configured experiment's file node was collected."""
+        self.conflicts_warned = False
+        """Whether the other-FluxLoop-installation check has run (it warns once)."""
         self.selected: int | None = None
         """Experiment items selected to run (after -k / --lf / deselection), once known."""
         self.runner: CaseRunner | None = None
@@ -123,7 +125,22 @@ class PluginState:
         self.config.hook.pytest_fluxloop_modify_cases(config=self.config, cases=experiment.cases)
         for notice in experiment.notices:
             warnings.warn(FluxloopWarning(notice), stacklevel=1)
+        if not hasattr(self.config, "workerinput"):  # said once, by the controller
+            self._warn_conflicts()
         return experiment
+
+    def _warn_conflicts(self) -> None:
+        """Warn when the earlier FluxLoop SDK or CLI is installed beside us (same names)."""
+        from ..distributions import conflict_advice, conflicting_distributions
+
+        if self.conflicts_warned:
+            return
+        self.conflicts_warned = True
+        found = conflicting_distributions()
+        if found:
+            listed = "; ".join(found)
+            message = f"another FluxLoop installation conflicts with pytest-fluxloop: {listed}"
+            warnings.warn(FluxloopWarning(f"{message}\n{conflict_advice()}"), stacklevel=1)
 
     def _supervisor_hook(self, settings: Any) -> Any:
         return self.config.hook.pytest_fluxloop_supervisor(config=self.config, settings=settings)

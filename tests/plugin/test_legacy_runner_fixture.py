@@ -8,6 +8,7 @@ The project below uses the earlier template's keys and layout (``configs/``, ``e
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +134,25 @@ def test_fluxloop_smoke(fluxloop_runner):
 """
 
 
-def make_project(project: Project, *, iterations: int = 1, inputs: str = INPUT) -> Path:
-    project.write("configs/simulation.yaml", SIMULATION.format(iterations=iterations))
-    project.write("configs/input.yaml", inputs)
-    project.write("configs/project.yaml", PROJECT)
-    project.write(".env", "BRIDGE_DOTENV=from-dotenv\n")
-    project.write("examples/__init__.py", "")
-    project.write("examples/simple_agent.py", AGENT)
-    project.write("tests/test_fluxloop_smoke.py", SMOKE_TEST)
-    return project.root
+def make_project(
+    project: Project,
+    *,
+    iterations: int = 1,
+    inputs: str = INPUT,
+    folder: str = "",
+    agent: str = AGENT,
+) -> Path:
+    """The project in ``folder`` (default: the pytester directory itself)."""
+    base = f"{folder}/" if folder else ""
+    project.write(f"{base}configs/simulation.yaml", SIMULATION.format(iterations=iterations))
+    project.write(f"{base}configs/input.yaml", inputs)
+    project.write(f"{base}configs/project.yaml", PROJECT)
+    project.write(f"{base}.env", "BRIDGE_DOTENV=from-dotenv\n")
+    project.write(f"{base}examples/__init__.py", "")
+    project.write(f"{base}examples/simple_agent.py", agent)
+    if not folder:
+        project.write("tests/test_fluxloop_smoke.py", SMOKE_TEST)
+    return project.root / folder
 
 
 def run_tests(project: Project, *args: str) -> pytest.RunResult:
@@ -331,6 +342,7 @@ def test_bad_value(fluxloop_runner):
     )
     result.stdout.fnmatch_lines(["*invalid overrides:", "*- 'iterations': *integer*"])
     assert "INTERNALERROR" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()
 
 
 # --------------------------------------------------------------------------- process state
@@ -353,6 +365,29 @@ def test_env(fluxloop_runner):
 """,
     )
     run_tests(project, "tests/test_bridge.py").assert_outcomes(passed=1)
+
+
+def test_two_projects_with_the_same_module_names_run_their_own_agents(
+    project: Project,
+) -> None:
+    # Every project made from the earlier template names its agent examples.simple_agent.
+    for name in ("alpha", "beta"):
+        make_project(project, folder=name, agent=f"def run(input_text):\n    return {name!r}\n")
+    project.write(
+        "test_two.py",
+        """\
+import json
+from pathlib import Path
+
+
+def test_two(fluxloop_runner):
+    for name in ("alpha", "beta"):
+        result = fluxloop_runner(project_root=Path(__file__).parent / name)
+        lines = result.trace_summary_path.read_text().splitlines()
+        assert {json.loads(line)["output"] for line in lines} == {name}
+""",
+    )
+    run_tests(project, "test_two.py").assert_outcomes(passed=1)
 
 
 def test_timeout_fails_the_test_naming_it(project: Project) -> None:
@@ -475,3 +510,23 @@ def test_cli(fluxloop_cli, tmp_path):
     run_tests(project, "tests/test_bridge.py").assert_outcomes(passed=1)
     assert not (root / ".pytest_cache").exists()
     assert not (root / "experiments").exists()
+
+
+@pytest.mark.slow
+def test_cli_mode_timeout_stops_the_command(project: Project) -> None:
+    make_project(project)
+    inner_test(
+        project,
+        """\
+def test_slow(fluxloop_cli):
+    fluxloop_cli(project_root=ROOT, timeout=1, env={"BRIDGE_AGENT_SLEEP": "20"})
+""",
+    )
+    started = time.monotonic()
+    result = run_tests(project, "tests/test_bridge.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*AssertionError: fluxloop_cli: the FluxLoop experiment exceeded its timeout of 1s*"]
+    )
+    assert time.monotonic() - started < 15  # killed, not waited for
+    assert "During handling" not in result.stdout.str()
