@@ -31,7 +31,8 @@ from .environment import (
     describe_entry_point,
     fluxloop_command,
 )
-from .pytest_args import DEFAULT_CONFIG, DEFAULT_ROOT, resolve_config_path
+from .location import location_options
+from .pytest_args import DEFAULT_CONFIG, resolve_config_path
 from .run import _display, load_and_check
 
 if TYPE_CHECKING:
@@ -215,22 +216,10 @@ def _lines(checks: list[Check], redactor: Redactor) -> list[str]:
 
 
 @click.command("doctor", short_help="Check the installation and the config (OK/WARN/FAIL).")
-@click.option(
-    "--config",
-    "-c",
-    "config",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Simulation config to check; relative to the project with --project, else to the "
+@location_options(
+    "Simulation config to check; relative to the project with --project, else to the "
     "current directory.",
-)
-@click.option("--project", "-p", help="Project name under the FluxLoop root (<root>/<NAME>/).")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_ROOT,
-    help="FluxLoop root directory holding the projects.  [default: ./fluxloop]",
+    project_flags=("--project", "-p"),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.option(

@@ -28,9 +28,8 @@ from ..config.overrides import (
     OverrideSpec,
     split_names,
 )
+from .location import location_options
 from .pytest_args import (
-    DEFAULT_CONFIG,
-    DEFAULT_ROOT,
     build_pytest_args,
     resolve_config_path,
 )
@@ -302,22 +301,8 @@ def load_and_check(config_path: Path, overrides: Overrides) -> Experiment:
 
 
 @click.command("experiment")
-@click.option(
-    "--config",
-    "-c",
-    "config",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Simulation config; relative to the project with --project, else to the current "
-    "directory.",
-)
-@click.option("--project", help="Project name under the FluxLoop root (<root>/<NAME>/).")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_ROOT,
-    help="FluxLoop root directory holding the projects.  [default: ./fluxloop]",
+@location_options(
+    "Simulation config; relative to the project with --project, else to the current directory."
 )
 @override_options
 @click.option("--yes", "-y", is_flag=True, help="Skip the confirmation prompt (CI/automation).")

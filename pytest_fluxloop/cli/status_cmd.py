@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from .location import location_options
 from .pytest_args import DEFAULT_CONFIG, DEFAULT_ROOT, resolve_config_path
 from .run import _display, output_root_of
 
@@ -220,22 +221,9 @@ def describe_experiments(
 def _status_options(command: F) -> F:
     """The options of ``status`` and of each legacy subcommand (the same report)."""
     decorators = [
-        click.option(
-            "--config",
-            "-c",
-            "config",
-            type=click.Path(path_type=Path),
-            default=DEFAULT_CONFIG,
-            show_default=True,
-            help="Simulation config; relative to the project with --project, else to the "
-            "current directory.",
-        ),
-        click.option("--project", help="Project name under the FluxLoop root (<root>/<NAME>/)."),
-        click.option(
-            "--root",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=DEFAULT_ROOT,
-            help="FluxLoop root directory holding the projects.  [default: ./fluxloop]",
+        location_options(
+            "Simulation config; relative to the project with --project, else to the "
+            "current directory."
         ),
         click.option(
             "--output-dir",
