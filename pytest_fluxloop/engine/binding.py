@@ -20,6 +20,7 @@ A required parameter FluxLoop cannot fill is an error before any case runs.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,9 +74,14 @@ class BindingPlan:
             if n != self.input_param and n not in self.args
         )
 
+    @functools.cached_property
+    def declared(self) -> frozenset[str]:
+        """Every parameter FluxLoop passes (computed once: it is asked on every case)."""
+        return frozenset((*self.positional, *self.keywords))
+
     def wants(self, *names: str) -> bool:
         """Whether the agent takes any of ``names`` (to skip building values nobody reads)."""
-        return any(n in self.positional or n in self.keywords for n in names)
+        return not self.declared.isdisjoint(names)
 
     def bind(self, text: Any, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Arguments for one call: the input, the declared extras found in ``values``, and

@@ -211,12 +211,13 @@ class CaseExecutor:
             self._sleep(start - now)
 
     def _attempt(self, case: Case, trace_id: str) -> _Attempt:
+        driver, binding = self.driver, self.target.binding
         values = case_values(
             case,
             auto_approve=self.settings.auto_approve_tools,
             service_context=self.settings.service_context,
+            binding=binding,
         )
-        driver, binding = self.driver, self.target.binding
 
         def invoke(fn: Callable[..., Any], resolve: Resolve) -> DriverOutcome:
             return driver.run(fn, case, binding, values, resolve)

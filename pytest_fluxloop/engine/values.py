@@ -14,6 +14,7 @@ from .persona import AgentPersona
 
 if TYPE_CHECKING:
     from ..plan import Case
+    from .binding import BindingPlan
 
 
 def persona_values(
@@ -55,24 +56,41 @@ def conversation_values(state: dict[str, Any], transcript: list[dict[str, Any]])
     }
 
 
-def case_values(case: Case, *, auto_approve: bool, service_context: str | None) -> dict[str, Any]:
-    """Every optional value for a single call with the case's input (one turn)."""
-    metadata = dict(case.metadata)
-    # A single turn is a conversation of one user message, in the same shape as a
-    # multi-turn conversation_state, so agents read it one way.
-    turn = {"role": "user", "content": case.input}
-    state = {
-        "turns": [dict(turn)],
-        "metadata": dict(case.metadata),
-        "context": {"persona": case.persona, "service_context": service_context},
-    }
-    return {
-        **persona_values(case.persona, case.persona_profile, case.persona_description),
+PERSONA_NAMES = ("persona", "user_persona", "persona_description", "persona_prompt")
+CONVERSATION_NAMES = ("conversation_state", "state", "dialog_state", "messages", "history", "turns")
+
+
+def case_values(
+    case: Case,
+    *,
+    auto_approve: bool,
+    service_context: str | None,
+    binding: BindingPlan | None = None,
+) -> dict[str, Any]:
+    """The optional values for a single call with the case's input (one turn).
+
+    With ``binding``, the persona object and the conversation values are built only when
+    the agent declares one of them: they are per-case work an agent taking just the input
+    would pay for on every case.
+    """
+    values: dict[str, Any] = {
         "iteration": case.iteration,
         "run_iteration": case.iteration,
-        "metadata": metadata,
+        "metadata": dict(case.metadata),
         "auto_approve": auto_approve,
         "auto_approve_tools": auto_approve,
         "seed": case.seed,
-        **conversation_values(state, [turn]),
     }
+    if binding is None or binding.wants(*PERSONA_NAMES):
+        values.update(persona_values(case.persona, case.persona_profile, case.persona_description))
+    if binding is None or binding.wants(*CONVERSATION_NAMES):
+        # A single turn is a conversation of one user message, in the same shape as a
+        # multi-turn conversation_state, so agents read it one way.
+        turn = {"role": "user", "content": case.input}
+        state = {
+            "turns": [dict(turn)],
+            "metadata": dict(case.metadata),
+            "context": {"persona": case.persona, "service_context": service_context},
+        }
+        values.update(conversation_values(state, [turn]))
+    return values
