@@ -114,16 +114,21 @@ def foreign_fluxloop_message(module: ModuleType | None = None) -> str | None:
     )
 
 
-def conflicting_distributions() -> list[str]:
+def conflicting_distributions(*, commands: bool = True) -> list[str]:
     """Installed distributions that clash with ours, each as ``"<name> <version> (<folder>):
     <why>"``: ``fluxloop`` (the earlier SDK: it overwrites ``fluxloop/__init__.py``),
-    ``fluxloop-cli`` and any other distribution with a ``fluxloop`` command. Empty when
-    there is none. The scan runs once per process."""
-    return list(_scan())
+    ``fluxloop-cli`` and, with ``commands``, any other distribution with a ``fluxloop``
+    command. Empty when there is none. The scan runs once per process.
+
+    ``commands=False`` skips the console-script scan, which reads every installed
+    distribution's entry points (tens of milliseconds): a pytest run never goes through
+    the ``fluxloop`` command, so it asks only for the two names (well under a millisecond).
+    """
+    return list(_scan(commands))
 
 
-@functools.lru_cache(maxsize=1)
-def _scan() -> tuple[str, ...]:
+@functools.lru_cache(maxsize=2)
+def _scan(commands: bool) -> tuple[str, ...]:
     import importlib.metadata as metadata
 
     found: dict[tuple[str, str, str], str] = {}
@@ -148,6 +153,8 @@ def _scan() -> tuple[str, ...]:
             "the earlier FluxLoop CLI; it installs a `fluxloop` command, the same name as "
             "pytest-fluxloop's, so `fluxloop ...` may run the other CLI",
         )
+    if not commands:
+        return tuple(found.values())
     try:
         scripts = list(metadata.entry_points(group="console_scripts", name=_SCRIPT))
     except Exception:  # a broken distribution's metadata must not break the check

@@ -136,7 +136,7 @@ class PluginState:
         if self.conflicts_warned:
             return
         self.conflicts_warned = True
-        found = conflicting_distributions()
+        found = conflicting_distributions(commands=False)
         if found:
             listed = "; ".join(found)
             message = f"another FluxLoop installation conflicts with pytest-fluxloop: {listed}"
