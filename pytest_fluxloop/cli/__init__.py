@@ -3,7 +3,8 @@
 ``fluxloop run experiment`` builds a pytest command line and runs it in-process;
 ``fluxloop init project`` scaffolds a project; ``fluxloop config schema`` prints the
 config JSON Schema; ``fluxloop status`` lists the experiments a config's runs left;
-``fluxloop doctor`` checks the installation and the config. Importing this package stays
+``fluxloop doctor`` checks the installation and the config; ``fluxloop generate inputs``
+writes the inputs file. Importing this package stays
 cheap: pytest, pydantic and the config models are imported inside the commands that need
 them.
 """
@@ -19,6 +20,7 @@ import click
 from ..errors import FluxloopError
 from .config_cmd import config_schema
 from .doctor_cmd import doctor
+from .generate_cmd import generate_group
 from .init_cmd import init_project
 from .pytest_args import build_pytest_args
 from .run import EXIT_USAGE_ERROR, run_experiment
@@ -71,6 +73,7 @@ init_group.add_command(init_project)
 config_group.add_command(config_schema)
 cli.add_command(status_group)
 cli.add_command(doctor)
+cli.add_command(generate_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
