@@ -114,11 +114,13 @@ def normalized_key(text: str) -> str:
 
 def collect(
     request: Request,
-    *tiers: Sequence[Maker],
+    *tiers: Sequence[Maker | None],
     attempts_per_maker: int = 12,
 ) -> list[Variation]:
     """Up to ``request.count`` variations from the makers, distinct from the base and each other.
 
+    A ``None`` in place of a maker is a rule that does not apply to this text (families
+    find that out once, up front, instead of letting the rule miss again and again).
     ``tiers`` are tried in order: a later tier only fills what the earlier ones could not
     (e.g. a generic framing only when no template or synonym applies). Within a tier the
     makers take turns (round-robin from a seeded start) so one call mixes the family's rules
@@ -132,7 +134,7 @@ def collect(
     for tier in tiers:
         if len(found) >= request.count:
             break
-        active = list(tier)
+        active = [maker for maker in tier if maker is not None]
         if not active:
             continue
         misses = [0] * len(active)

@@ -156,8 +156,10 @@ def _substitute(
     return "".join(table[c] if i in chosen else c for i, c in enumerate(text)), len(chosen)
 
 
-def _make_leetspeak(request: Request) -> Maker:
+def _make_leetspeak(request: Request) -> Maker | None:
     lower = {**LEET, **{letter.upper(): digit for letter, digit in LEET.items()}}
+    if not any(char in lower for char in request.text):
+        return None
 
     def make(rng: random.Random) -> Variation | None:
         done = _substitute(request, rng, lower)
@@ -168,7 +170,10 @@ def _make_leetspeak(request: Request) -> Maker:
     return make
 
 
-def _make_homoglyph(request: Request) -> Maker:
+def _make_homoglyph(request: Request) -> Maker | None:
+    if not any(char in HOMOGLYPHS for char in request.text):
+        return None
+
     def make(rng: random.Random) -> Variation | None:
         done = _substitute(request, rng, HOMOGLYPHS)
         if done is None:
@@ -178,13 +183,14 @@ def _make_homoglyph(request: Request) -> Maker:
     return make
 
 
-def _make_zero_width(request: Request) -> Maker:
+def _make_zero_width(request: Request) -> Maker | None:
+    # Only inside words: that is where they split a word for a keyword filter.
+    gaps = [i for a, b in word_spans(request.text.strip()) for i in range(a + 1, b)]
+    if not gaps:
+        return None
+
     def make(rng: random.Random) -> Variation | None:
         text = request.text.strip()
-        # Only inside words: that is where they split a word for a keyword filter.
-        gaps = [i for a, b in word_spans(text) for i in range(a + 1, b)]
-        if not gaps:
-            return None
         count = max(1, round(len(gaps) * _rate(request) * 0.5 * rng.uniform(0.7, 1.0)))
         chosen = sorted(rng.sample(gaps, min(count, len(gaps))), reverse=True)
         chars: list[Any] = []
@@ -197,15 +203,16 @@ def _make_zero_width(request: Request) -> Maker:
     return make
 
 
-def _make_encoded(request: Request, encoding: str) -> Maker:
+def _make_encoded(request: Request, encoding: str) -> Maker | None:
+    text = request.text.strip()
+    if encoding == "base64":
+        encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    else:
+        encoded = codecs.encode(text, "rot13")
+        if encoded == text:  # no Latin letters: ROT13 would hide nothing
+            return None
+
     def make(rng: random.Random) -> Variation | None:
-        text = request.text.strip()
-        if encoding == "base64":
-            encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
-        else:
-            encoded = codecs.encode(text, "rot13")
-            if encoded == text:  # no Latin letters: ROT13 would hide nothing
-                return None
         wrappers = ENCODING_WRAPPERS[encoding]
         index = rng.randrange(len(wrappers))
         return Variation(

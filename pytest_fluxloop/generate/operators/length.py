@@ -231,22 +231,30 @@ def _shorter(candidate: str, base: str) -> bool:
     )
 
 
-def _make_drop_fillers(request: Request) -> Maker:
-    def make(rng: random.Random) -> Variation | None:
-        text = request.text
-        sites = sorted(
+def _non_overlapping(sites: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
+    """``(start, end, data)`` sites in text order, dropping those that overlap an earlier one."""
+    kept: list[tuple[int, int, Any]] = []
+    for site in sorted(sites, key=lambda s: (s[0], s[1])):
+        if not kept or site[0] >= kept[-1][1]:
+            kept.append(site)
+    return kept
+
+
+def _make_drop_fillers(request: Request) -> Maker | None:
+    sites = _non_overlapping(
+        [
             (m.start(), m.end(), index)
             for index, pattern in enumerate(_FILLER_PATTERNS)
-            for m in pattern.finditer(text)
-        )
-        kept: list[tuple[int, int, int]] = []
-        for site in sites:
-            if not kept or site[0] >= kept[-1][1]:
-                kept.append(site)
-        if not kept:
-            return None
-        most = max(1, round(len(kept) * (0.5 + 0.5 * request.strength)))
-        chosen = sorted(rng.sample(kept, rng.randint(1, most)), reverse=True)
+            for m in pattern.finditer(request.text)
+        ]
+    )
+    if not sites:
+        return None
+
+    def make(rng: random.Random) -> Variation | None:
+        text = request.text
+        most = max(1, round(len(sites) * (0.5 + 0.5 * request.strength)))
+        chosen = sorted(rng.sample(sites, rng.randint(1, most)), reverse=True)
         dropped: list[Any] = []
         for start, end, _ in chosen:
             dropped.append(text[start:end].strip())
@@ -260,22 +268,21 @@ def _make_drop_fillers(request: Request) -> Maker:
     return make
 
 
-def _make_abbreviate(request: Request) -> Maker:
-    def make(rng: random.Random) -> Variation | None:
-        text = request.text
-        sites = sorted(
+def _make_abbreviate(request: Request) -> Maker | None:
+    sites = _non_overlapping(
+        [
             (m.start(), m.end(), short)
             for pattern, short in _ABBREVIATION_PATTERNS
-            for m in pattern.finditer(text)
-        )
-        kept: list[tuple[int, int, str]] = []
-        for site in sites:
-            if not kept or site[0] >= kept[-1][1]:
-                kept.append(site)
-        if not kept:
-            return None
-        most = max(1, round(len(kept) * (0.4 + 0.6 * request.strength)))
-        chosen = sorted(rng.sample(kept, rng.randint(1, most)), reverse=True)
+            for m in pattern.finditer(request.text)
+        ]
+    )
+    if not sites:
+        return None
+
+    def make(rng: random.Random) -> Variation | None:
+        text = request.text
+        most = max(1, round(len(sites) * (0.4 + 0.6 * request.strength)))
+        chosen = sorted(rng.sample(sites, rng.randint(1, most)), reverse=True)
         swaps: list[Any] = []
         for start, end, short in chosen:
             swaps.append({"from": text[start:end], "to": short})
@@ -340,17 +347,18 @@ CLAUSES: tuple[tuple[str, str], ...] = (
 _CLAUSE_PATTERNS = tuple((name, re.compile(c, re.IGNORECASE)) for name, c in CLAUSES)
 
 
-def _make_drop_clause(request: Request) -> Maker:
+def _make_drop_clause(request: Request) -> Maker | None:
+    text = request.text.strip()
+    sites = [
+        (m.start(), m.end(), name)
+        for name, pattern in _CLAUSE_PATTERNS
+        for m in pattern.finditer(text)
+        if m.start() > 0
+    ]
+    if not sites:
+        return None
+
     def make(rng: random.Random) -> Variation | None:
-        text = request.text.strip()
-        sites = [
-            (m.start(), m.end(), name)
-            for name, pattern in _CLAUSE_PATTERNS
-            for m in pattern.finditer(text)
-            if m.start() > 0
-        ]
-        if not sites:
-            return None
         start, end, name = rng.choice(sites)
         shortened = _tidy(text[:start] + text[end:])
         if not _shorter(shortened, request.text):
@@ -361,18 +369,18 @@ def _make_drop_clause(request: Request) -> Maker:
     return make
 
 
-def _make_key_sentence(request: Request) -> Maker:
+def _make_key_sentence(request: Request) -> Maker | None:
+    sentences = split_sentences(request.text)
+    if len(sentences) < 2:
+        return None
+    questions = [i for i, s in enumerate(sentences) if s.rstrip().endswith("?")]
+    # The question is the request; without one, any sentence with the most words.
+    if not questions:
+        most = max(len(word_spans(s)) for s in sentences)
+        questions = [i for i, s in enumerate(sentences) if len(word_spans(s)) == most]
+
     def make(rng: random.Random) -> Variation | None:
-        sentences = split_sentences(request.text)
-        if len(sentences) < 2:
-            return None
-        questions = [i for i, s in enumerate(sentences) if s.rstrip().endswith("?")]
-        # The question is the request; without one, any sentence with the most words.
-        if questions:
-            index = rng.choice(questions)
-        else:
-            most = max(len(word_spans(s)) for s in sentences)
-            index = rng.choice([i for i, s in enumerate(sentences) if len(word_spans(s)) == most])
+        index = rng.choice(questions)
         text = capitalize_first(sentences[index])
         if not _shorter(text, request.text):
             return None

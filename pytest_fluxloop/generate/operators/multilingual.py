@@ -451,17 +451,15 @@ def translate(text: str, language: str) -> tuple[str, list[str]] | None:
     return (" ".join(parts), rules) if parts else None
 
 
-def _make_translation(request: Request, language: str) -> Maker:
+def _make_translation(request: Request, language: str) -> Maker | None:
+    translated = translate(request.text, language)
+    if translated is None:
+        return None
+    text, rules = translated
+    params = {"language": language, "mode": "translation", "rules": rules}
+
     def make(rng: random.Random) -> Variation | None:
-        translated = translate(request.text, language)
-        if translated is None:
-            return None
-        text, rules = translated
-        return Variation(
-            text,
-            "multilingual.translation",
-            {"language": language, "mode": "translation", "rules": rules},
-        )
+        return Variation(text, "multilingual.translation", dict(params))
 
     return make
 

@@ -258,7 +258,12 @@ _ERROR_EDITS: dict[str, _Edit] = {
 
 def _make_noise(
     request: Request, family: str, edits: dict[str, _Edit], first: str, most: int
-) -> Maker:
+) -> Maker | None:
+    # Whether the first edit applies at all, asked once with a throwaway generator: the
+    # request's rng must only see the draws that make variations.
+    if edits[first](request.text, random.Random(0)) is None:
+        return None
+
     def make(rng: random.Random) -> Variation | None:
         applied = edits[first](request.text, rng)
         if applied is None:

@@ -271,12 +271,19 @@ def _synonym_matches(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
     return kept
 
 
-def swap_synonyms(text: str, rng: random.Random, strength: float) -> tuple[str, list[Any]] | None:
+def swap_synonyms(
+    text: str,
+    rng: random.Random,
+    strength: float,
+    matches: list[tuple[int, int, tuple[str, ...]]] | None = None,
+) -> tuple[str, list[Any]] | None:
     """``text`` with some table phrases swapped, and the swaps made; ``None`` if none match.
 
-    At ``strength`` 0 one phrase swaps; at 1 up to all of them.
+    At ``strength`` 0 one phrase swaps; at 1 up to all of them. ``matches`` are
+    :func:`_synonym_matches` of ``text`` when the caller has them already.
     """
-    matches = _synonym_matches(text)
+    if matches is None:
+        matches = _synonym_matches(text)
     if not matches:
         return None
     most = max(1, round(len(matches) * (0.25 + 0.75 * strength)))
@@ -291,32 +298,31 @@ def swap_synonyms(text: str, rng: random.Random, strength: float) -> tuple[str, 
     return text, swaps
 
 
-def _template_sites(text: str) -> list[tuple[int, str, re.Match[str], tuple[str, ...]]]:
-    """(sentence index, template name, match, rewrites) for every sentence a template fits."""
+def _template_sites(sentences: list[str]) -> list[tuple[int, str, str, tuple[str, ...]]]:
+    """(sentence index, template name, slot text, rewrites) for every sentence a template fits."""
     sites = []
-    for index, sentence in enumerate(split_sentences(text)):
+    for index, sentence in enumerate(sentences):
         body, _ = split_terminal(sentence)
         for name, pattern, rewrites in _TEMPLATE_PATTERNS:
             match = pattern.fullmatch(body)
             if match:
-                sites.append((index, name, match, rewrites))
+                sites.append((index, name, match.group("x"), rewrites))
     return sites
 
 
-def _make_template(request: Request) -> Maker:
+def _make_template(request: Request) -> Maker | None:
+    sentences = split_sentences(request.text)
+    sites = _template_sites(sentences)
+    if not sites:
+        return None
+
     def make(rng: random.Random) -> Variation | None:
-        sites = _template_sites(request.text)
-        if not sites:
-            return None
-        index, name, match, rewrites = rng.choice(sites)
-        sentences = split_sentences(request.text)
-        original = sentences[index]
+        index, name, slot, rewrites = rng.choice(sites)
         rewrite = rng.randrange(len(rewrites))
-        new = rewrites[rewrite].format(x=match.group("x"))
-        if new.casefold() == original.casefold():
+        new = rewrites[rewrite].format(x=slot)
+        if new.casefold() == sentences[index].casefold():
             return None
-        sentences[index] = new
-        text = " ".join(sentences)
+        text = " ".join([*sentences[:index], new, *sentences[index + 1 :]])
         params: dict[str, Any] = {"template": name, "rewrite": rewrite}
         # A strong temperature stacks synonym swaps on the new shape.
         if rng.random() < request.strength * 0.6:
@@ -328,9 +334,13 @@ def _make_template(request: Request) -> Maker:
     return make
 
 
-def _make_synonyms(request: Request) -> Maker:
+def _make_synonyms(request: Request) -> Maker | None:
+    matches = _synonym_matches(request.text)
+    if not matches:
+        return None
+
     def make(rng: random.Random) -> Variation | None:
-        swapped = swap_synonyms(request.text, rng, request.strength)
+        swapped = swap_synonyms(request.text, rng, request.strength, matches)
         if swapped is None:
             return None
         text, swaps = swapped
@@ -339,16 +349,17 @@ def _make_synonyms(request: Request) -> Maker:
     return make
 
 
-def _make_contraction(request: Request) -> Maker:
+def _make_contraction(request: Request) -> Maker | None:
+    sites: list[tuple[int, int, str]] = []
+    for long_pattern, short_pattern, long, short in _CONTRACTION_PATTERNS:
+        sites += [(m.start(), m.end(), short) for m in long_pattern.finditer(request.text)]
+        sites += [(m.start(), m.end(), long) for m in short_pattern.finditer(request.text)]
+    if not sites:
+        return None
+    sites.sort()
+
     def make(rng: random.Random) -> Variation | None:
         text = request.text
-        sites: list[tuple[int, int, str]] = []
-        for long_pattern, short_pattern, long, short in _CONTRACTION_PATTERNS:
-            sites += [(m.start(), m.end(), short) for m in long_pattern.finditer(text)]
-            sites += [(m.start(), m.end(), long) for m in short_pattern.finditer(text)]
-        if not sites:
-            return None
-        sites.sort()
         most = max(1, round(len(sites) * (0.5 + 0.5 * request.strength)))
         chosen = sorted(rng.sample(sites, rng.randint(1, most)), reverse=True)
         flips: list[Any] = []
