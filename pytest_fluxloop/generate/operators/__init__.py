@@ -34,25 +34,23 @@ import random
 from collections.abc import Callable
 
 from ...config.models import Persona
+
+# The family modules are imported as modules (not their functions by name), so that
+# ``operators.rephrase`` stays the module: a function of the same name would shadow it.
+from . import adversarial, length, multilingual, noise, persona, rephrase
 from ._common import MAX_TEMPERATURE, Request, UnsupportedStrategy, Variation
-from .adversarial import adversarial
-from .length import concise, verbose
-from .multilingual import multilingual
-from .noise import error_prone, typo
-from .persona import persona_based
-from .rephrase import rephrase
 
 __all__ = ["STRATEGIES", "UnsupportedStrategy", "Variation", "apply"]
 
 _FAMILIES: dict[str, Callable[[Request], list[Variation]]] = {
-    "rephrase": rephrase,
-    "verbose": verbose,
-    "concise": concise,
-    "typo": typo,
-    "error_prone": error_prone,
-    "persona_based": persona_based,
-    "adversarial": adversarial,
-    "multilingual": multilingual,
+    "rephrase": rephrase.rephrase,
+    "verbose": length.verbose,
+    "concise": length.concise,
+    "typo": noise.typo,
+    "error_prone": noise.error_prone,
+    "persona_based": persona.persona_based,
+    "adversarial": adversarial.adversarial,
+    "multilingual": multilingual.multilingual,
 }
 
 #: The strategy names :func:`apply` has rules for: every name ``input.yaml`` accepts except
@@ -75,8 +73,9 @@ def apply(
     Args:
         strategy: A name of :data:`STRATEGIES`.
         text: The base input.
-        persona: The persona the variations are for (``persona_based`` needs one; the
-            others use only its ``language``, and only ``multilingual`` does).
+        persona: The persona the variations are for: ``persona_based`` builds on its
+            fields (and needs one), ``multilingual`` reads its ``language``, the other
+            strategies ignore it.
         count: How many variations to make (0 gives none).
         rng: The generator every random choice comes from; the caller seeds it.
         temperature: 0 (mildest) to 2 (strongest change), as ``variation_temperature``.

@@ -28,6 +28,7 @@ __all__ = [
     "Variation",
     "capitalize_first",
     "collect",
+    "end_sentence",
     "lowercase_first",
     "match_case",
     "normalized_key",
@@ -102,8 +103,9 @@ class Request:
         return min(max(self.temperature, 0.0), MAX_TEMPERATURE) / MAX_TEMPERATURE
 
 
-#: One rule of a family: draws from the rng and returns a candidate, or ``None`` when it
-#: does not apply to this text (or could not make a change this time).
+#: One rule of a family, bound to one text: draws from the rng and returns a candidate, or
+#: ``None`` when this draw could not make one (the family leaves out, as ``None``, rules that
+#: cannot apply to the text at all).
 Maker = Callable[[random.Random], "Variation | None"]
 
 
@@ -235,4 +237,12 @@ def surround(text: str, before: Sequence[str], after: Sequence[str]) -> str:
     if after and thanks and thanks.start() > 0:
         tail = text[thanks.start() :]
         text = text[: thanks.start()].rstrip()
+    if after or tail:
+        text = end_sentence(text)
     return " ".join(part for part in (head, *before, text, *after, tail) if part)
+
+
+def end_sentence(text: str) -> str:
+    """``text`` with a period when it ends in a letter or digit, so a sentence can follow it
+    (``my order is late`` + ``Thanks!`` -> ``my order is late. Thanks!``)."""
+    return f"{text}." if text[-1:].isalnum() else text

@@ -26,7 +26,7 @@ import codecs
 import random
 from typing import Any
 
-from ._common import Maker, Request, Variation, collect, word_spans
+from ._common import Maker, Request, Variation, collect, end_sentence, word_spans
 
 __all__ = [
     "ENCODING_WRAPPERS",
@@ -125,10 +125,15 @@ def _rate(request: Request) -> float:
     return round(0.3 + 0.7 * request.strength, 2)
 
 
+def _fill(template: str, text: str) -> str:
+    """``template`` around ``text``, with a period after ``text`` if the attack follows it."""
+    return template.format(text=end_sentence(text) if not template.endswith("{text}") else text)
+
+
 def _make_template(request: Request, operator: str, templates: tuple[str, ...]) -> Maker:
     def make(rng: random.Random) -> Variation | None:
         index = rng.randrange(len(templates))
-        text = templates[index].format(text=request.text.strip())
+        text = _fill(templates[index], request.text.strip())
         used = [f"{operator}:{index}"]
         # A strong temperature stacks a second attack of either kind on the first.
         if rng.random() < request.strength * 0.5:
@@ -137,7 +142,7 @@ def _make_template(request: Request, operator: str, templates: tuple[str, ...]) 
             )
             second = rng.randrange(len(pool))
             if f"{kind}:{second}" not in used:
-                text = pool[second].format(text=text)
+                text = _fill(pool[second], text)
                 used.append(f"{kind}:{second}")
         return Variation(text, f"adversarial.{operator}", {"templates": used})
 

@@ -13,8 +13,10 @@ What the rules can do:
   word-by-word guessing, so a translation is either right or not produced.
 * ``multilingual.code_switch`` (params ``mode: "code_switch"``) - for any input: the English
   text with a greeting, a closing, a request for help or a ``please`` in the target language
-  (``Hola, how do I start? Gracias``), as bilingual users write. Spanish, French, German,
-  Portuguese and Italian; ``temperature`` adds more foreign parts.
+  (``Hola, how do I start? Gracias``), as bilingual users write; an English ``Hi,`` or
+  ``Thanks!`` already there is switched rather than doubled. Spanish, French, German,
+  Portuguese and Italian; ``temperature`` adds more foreign parts. Whole translations, when
+  there are any, come before the code-switched variations.
 
 What they cannot do: translate free text, or translate into any other language. The target
 language is ``language`` (or the persona's ``language``): a name or code the tables have
@@ -38,9 +40,11 @@ from ._common import (
     UnsupportedStrategy,
     Variation,
     collect,
+    end_sentence,
     lowercase_first,
     split_sentences,
     split_terminal,
+    word_spans,
 )
 
 __all__ = [
@@ -52,6 +56,8 @@ __all__ = [
     "VERB_PHRASES",
     "multilingual",
     "resolve_language",
+    "target_languages",
+    "translate",
 ]
 
 #: Words a bilingual user mixes into an English message, per language (ISO 639-1 code).
@@ -474,7 +480,26 @@ def _with_please(text: str, please: str) -> str:
 
 
 def _make_code_switch(request: Request, languages: list[str]) -> Maker:
-    parts = ("greeting", "closing", "help", "please")
+    # Cut the text into its English greeting, the request and its English thanks: a
+    # bilingual writer switches those (``Hola, ... Gracias``) rather than adding to them.
+    text = request.text.strip()
+    greeting = GREETING_START.match(text)
+    english_head = text[: greeting.end()] if greeting else ""
+    rest = text[len(english_head) :]
+    thanks = THANKS_END.search(rest)
+    request_text = rest[: thanks.start()].rstrip() if thanks else rest
+    english_tail = rest[thanks.start() :] if thanks else ""
+    after_thanks = rest[thanks.end() :] if thanks else ""
+    # "please" needs words to attach to ("???, por favor" is no request).
+    parts = (
+        ("greeting", "closing", "help", "please")
+        if word_spans(request_text)
+        else (
+            "greeting",
+            "closing",
+            "help",
+        )
+    )
 
     def make(rng: random.Random) -> Variation | None:
         language = rng.choice(languages)
@@ -482,25 +507,18 @@ def _make_code_switch(request: Request, languages: list[str]) -> Maker:
         most = 1 + round(request.strength * (len(parts) - 1))
         chosen = rng.sample(parts, rng.randint(1, most))
         picked: dict[str, Any] = {p: rng.randrange(len(words[p])) for p in parts if p in chosen}
-        # Cut the text into its English greeting, the request and its English thanks: a
-        # bilingual writer switches those (``Hola, ... Gracias``) rather than adding to them.
-        text = request.text.strip()
-        greeting = GREETING_START.match(text)
-        head = text[: greeting.end()] if greeting else ""
-        rest = text[len(head) :]
-        thanks = THANKS_END.search(rest)
-        core = rest[: thanks.start()].rstrip() if thanks else rest
-        tail = rest[thanks.start() :] if thanks else ""
-        if "please" in picked and core:
+        head, core, tail = english_head, request_text, english_tail
+        if "please" in picked:
             core = _with_please(core, words["please"][picked["please"]])
-        if "help" in picked:
-            core = f"{core} {words['help'][picked['help']]}".strip()
-        if "closing" in picked:
-            closing = words["closing"][picked["closing"]]
-            tail = closing + rest[thanks.end() :] if thanks else closing
         if "greeting" in picked:
             head = f"{words['greeting'][picked['greeting']]}, "
             core = lowercase_first(core)
+        if "help" in picked:
+            core = f"{end_sentence(core)} {words['help'][picked['help']]}".strip()
+        if "closing" in picked:
+            tail = words["closing"][picked["closing"]] + after_thanks
+        if tail:
+            core = end_sentence(core)
         text = f"{head}{core} {tail}" if tail else f"{head}{core}"
         params = {"language": language, "mode": "code_switch", "parts": picked}
         return Variation(text, "multilingual.code_switch", params)

@@ -5,9 +5,13 @@
 (``typo.drop``) or typed twice (``typo.double``).
 
 ``error_prone`` adds the mistakes of someone writing fast or unsure of the spelling on top
-of those slips: a common misspelling (``recieve``), a homophone (``your``/``you're``), a
-dropped apostrophe (``dont``), missing punctuation, two words run together, a misplaced
-space (``ge ta refund``), a dropped or repeated short word.
+of those slips (``error_prone.adjacent_key`` ... ``error_prone.double``): a common
+misspelling (``error_prone.misspelling``: ``recieve``), a homophone
+(``error_prone.homophone``: ``your``/``you're``), a dropped apostrophe
+(``error_prone.missing_apostrophe``: ``dont``), a dropped punctuation mark
+(``error_prone.missing_punctuation``), two words run together (``error_prone.merged_words``),
+a misplaced space (``error_prone.misplaced_space``: ``ge ta refund``), a dropped or repeated
+short word (``error_prone.dropped_word``, ``error_prone.repeated_word``: ``the the``).
 
 Each variation is named after its first edit; ``temperature`` adds more edits (``typo``: 1
 at temperature 0 up to 4 at 2, fewer on short texts; ``error_prone``: 1 up to 3). Every edit

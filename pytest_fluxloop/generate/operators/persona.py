@@ -240,7 +240,7 @@ def _language_parts(persona: Persona) -> list[_Part]:
     ]
 
 
-def persona_parts(persona: Persona) -> dict[str, list[_Part]]:
+def _persona_parts(persona: Persona) -> dict[str, list[_Part]]:
     """Every sentence the persona's fields give, by field (fields giving none are left out)."""
     by_field = {
         "expertise": _expertise_parts(persona),
@@ -283,7 +283,7 @@ def persona_based(request: Request) -> list[Variation]:
             "persona_based from variation_strategies",
             strategy="persona_based",
         )
-    by_field = persona_parts(request.persona)
+    by_field = _persona_parts(request.persona)
     if GREETING_START.match(request.text.strip()):
         by_field = {
             field: kept

@@ -271,7 +271,7 @@ def _synonym_matches(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
     return kept
 
 
-def swap_synonyms(
+def _swap_synonyms(
     text: str,
     rng: random.Random,
     strength: float,
@@ -326,7 +326,7 @@ def _make_template(request: Request) -> Maker | None:
         params: dict[str, Any] = {"template": name, "rewrite": rewrite}
         # A strong temperature stacks synonym swaps on the new shape.
         if rng.random() < request.strength * 0.6:
-            swapped = swap_synonyms(text, rng, request.strength)
+            swapped = _swap_synonyms(text, rng, request.strength)
             if swapped is not None:
                 text, params["swaps"] = swapped
         return Variation(text, "rephrase.template", params)
@@ -340,7 +340,7 @@ def _make_synonyms(request: Request) -> Maker | None:
         return None
 
     def make(rng: random.Random) -> Variation | None:
-        swapped = swap_synonyms(request.text, rng, request.strength, matches)
+        swapped = _swap_synonyms(request.text, rng, request.strength, matches)
         if swapped is None:
             return None
         text, swaps = swapped
