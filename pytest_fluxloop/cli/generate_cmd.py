@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..artifacts.paths import check_output_option
 from .location import location_options
 from .pytest_args import resolve_config_path
 from .run import _display, _user_path, stdin_is_interactive
@@ -118,6 +117,7 @@ def generate_inputs_command(
     `--limit 100 --output inputs/batch1.yaml`, then `--output inputs/batch2.yaml` continues
     where the first batch ended.
     """
+    from ..artifacts.paths import check_output_option
     from ..config import load_config
     from ..generate import GenerationOptions, check_output_path, generate_inputs, write_inputs_file
     from ..generate.core import fingerprint
