@@ -4,9 +4,10 @@
 ``fluxloop init project`` scaffolds a project; ``fluxloop config schema`` prints the
 config JSON Schema; ``fluxloop status`` lists the experiments a config's runs left;
 ``fluxloop doctor`` checks the installation and the config; ``fluxloop generate inputs``
-writes the inputs file. Importing this package stays
-cheap: pytest, pydantic and the config models are imported inside the commands that need
-them.
+writes the inputs file; ``fluxloop record enable | disable | status`` turns argument
+recording on and off in the project's ``.env`` and replay on in simulation.yaml. Importing
+this package stays cheap: pytest, pydantic and the config models are imported inside the
+commands that need them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .doctor_cmd import doctor
 from .generate_cmd import generate_group
 from .init_cmd import init_project
 from .pytest_args import build_pytest_args
+from .record_cmd import record_group
 from .run import EXIT_USAGE_ERROR, run_experiment
 from .status_cmd import status_group
 
@@ -74,6 +76,7 @@ config_group.add_command(config_schema)
 cli.add_command(status_group)
 cli.add_command(doctor)
 cli.add_command(generate_group)
+cli.add_command(record_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

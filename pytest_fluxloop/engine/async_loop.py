@@ -264,6 +264,27 @@ class AsyncCall(Generic[T]):
                 loop.call_soon_threadsafe(task.cancel)
 
 
+def started_tasks() -> list[asyncio.Task[Any]]:
+    """The unfinished tasks the running call's code created (``create_task``,
+    ``ensure_future``; directly or through tasks it created), other than the running task.
+
+    Call from the call's own task on the shared loop (e.g. after awaiting the agent, to wait
+    for the callbacks it scheduled without awaiting them); elsewhere it returns ``[]``. The
+    task factory's bookkeeping makes this exact: tasks other cases create on the same loop
+    at the same time are not among them.
+    """
+    call = _current_call.get()
+    home = call.home if call is not None else None
+    if home is None:
+        return []
+    running = asyncio.current_task()
+    return [
+        task
+        for task, owner in list(home.children.items())
+        if owner is call and task is not running and not task.done()
+    ]
+
+
 def _answers(loop: asyncio.AbstractEventLoop, timeout: float) -> bool:
     answered = threading.Event()
     try:

@@ -40,6 +40,10 @@ class TargetOptions:
     target."""
     factory_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """``runner.factory_kwargs``: keyword arguments for the factory."""
+    replay: bool = False
+    """``replay_args.enabled``: the arguments come from recorded calls, not from the case by
+    parameter name, so no input parameter is looked for; :mod:`.replay` checks the
+    recorded calls against :attr:`Target.signature` instead."""
 
     @classmethod
     def from_runner(cls, runner: RunnerConfig) -> TargetOptions:
@@ -62,6 +66,8 @@ class Target:
     is_async: bool
     notices: tuple[str, ...] = ()
     """Settings accepted but not (fully) in effect, for the caller to show."""
+    signature: inspect.Signature | None = None
+    """The agent's signature as FluxLoop calls it (without ``self`` for ``Class.method``)."""
 
     def make_callable(self) -> Callable[..., Any]:
         """The callable to use for one case."""
@@ -298,7 +304,11 @@ def _target(
     if skip_first:
         params = list(signature.parameters.values())[1:]
         signature = signature.replace(parameters=params)
-    binding = plan_binding(signature, spec, options.args)
+    if options.replay:
+        # Replayed calls bring their own arguments (runner.args are laid over them there).
+        binding = BindingPlan("input", (), ())
+    else:
+        binding = plan_binding(signature, spec, options.args)
     notices: tuple[str, ...] = ()
     if binding.ignored_args:
         names = ", ".join(f"runner.args.{k}" for k in binding.ignored_args)
@@ -318,7 +328,14 @@ def _target(
         for fn in (function, unwrapped)
         for check in (inspect.iscoroutinefunction, inspect.isasyncgenfunction)
     )
-    return Target(spec=spec, factory=factory, binding=binding, is_async=is_async, notices=notices)
+    return Target(
+        spec=spec,
+        factory=factory,
+        binding=binding,
+        is_async=is_async,
+        notices=notices,
+        signature=signature,
+    )
 
 
 def _import(module_name: str, spec: str) -> Any:

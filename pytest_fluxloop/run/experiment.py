@@ -12,22 +12,26 @@ import functools
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.loader import LoadedConfig, Overrides, load_config
 from ..config.models import SupervisorConfig
+from ..engine.drivers import SingleTurnDriver
 from ..engine.environment import apply_environment, restore_environment
 from ..engine.executor import CaseExecutor, CaseResult, RunSettings
+from ..engine.replay import ReplayDriver, ReplayPlan
 from ..engine.target import Target, TargetOptions, Workspace, resolve_target
 from ..errors import ConfigError, FluxloopWarning
 from ..plan.cases import Case, ExperimentPlan, plan_experiment
+from ..plan.recordings import read_recordings
 from ..records import ExperimentSummary
 from ..redact import Redactor, install_log_redaction
 from .status import EXIT_USAGE_ERROR
 
 if TYPE_CHECKING:
+    from ..engine.drivers import Driver
     from ..engine.drivers.conversation import MultiTurnConversation
     from .recorder import RunListener
 
@@ -39,12 +43,7 @@ def check_supported(cfg: LoadedConfig) -> list[str]:
     only changes speed or extra outputs is a notice the caller must show.
     """
     sim = cfg.simulation
-    where = cfg.config_path
-    if sim.replay_args.enabled:
-        raise ConfigError(
-            f"{where}: replay_args.enabled is true, but argument replay is not available in "
-            "this version of pytest-fluxloop yet; set replay_args.enabled: false"
-        )
+    # replay_args: read and checked by load_replay (every case depends on it).
     notices: list[str] = []
     multi_turn = sim.multi_turn
     if multi_turn.persona_override and not multi_turn.enabled:
@@ -62,6 +61,43 @@ def check_supported(cfg: LoadedConfig) -> list[str]:
     return notices
 
 
+def load_replay(cfg: LoadedConfig) -> tuple[ReplayPlan | None, list[str]]:
+    """With ``replay_args.enabled``: the recorded calls for the runner's target, read once
+    (before any case runs; each xdist worker reads the file itself, as it plans the cases)
+    with ``override_param_path`` checked in every one; plus the reader's notices (a
+    skipped last line, calls for other targets, ``__main__`` recordings). (None, []) when
+    replay is off.
+
+    Raises:
+        ConfigError: naming the config, the recording file and the line (see
+            :func:`~pytest_fluxloop.plan.recordings.read_recordings`,
+            :meth:`~pytest_fluxloop.engine.replay.ReplayPlan.build`).
+    """
+    settings = cfg.simulation.replay_args
+    if not settings.enabled:
+        return None, []
+    runner = cfg.simulation.runner
+    spec = runner.target_spec
+    assert spec is not None  # the loader guarantees a target
+    path = cfg.resolve(settings.recording_file)
+    try:
+        recordings = read_recordings(path).calls_for(spec)
+        plan = ReplayPlan.build(recordings, settings.override_param_path, runner.args or {})
+    except ConfigError as exc:
+        message = str(exc)
+        where = f"{cfg.config_path}: "
+        if not message.startswith("replay_args"):  # the path's own errors name the setting
+            where += "replay_args"
+            if not path.exists():
+                where += (
+                    f" (recording_file {settings.recording_file!r}, relative to the project "
+                    f"root {cfg.project_root})"
+                )
+            where += ": "
+        raise ConfigError(f"{where}{message}") from None
+    return plan, recordings.warnings
+
+
 @dataclass
 class Experiment:
     """Everything needed to run the cases of one config."""
@@ -73,6 +109,8 @@ class Experiment:
     """Identifies this experiment's artifact folder within a session (set by the caller)."""
     supervisor_hook: Callable[[SupervisorConfig], Any] | None = None
     """Returns a custom supervisor for the settings, or None (the pytest hook, via the plugin)."""
+    replay: ReplayPlan | None = None
+    """The recorded calls the cases replay (``replay_args.enabled``), or None."""
     _target: Target | None = None
     _executor: CaseExecutor | None = None
     _env_keys: list[str] = field(default_factory=list)
@@ -90,12 +128,20 @@ class Experiment:
         # From here on, our log lines (in this process) never show the config's keys.
         install_log_redaction(cfg.secrets())
         notices = check_supported(cfg)
+        replay, replay_notices = load_replay(cfg)
         plan = plan_experiment(cfg, run_seed)
+        if replay is not None and plan.total < len(replay.calls):
+            replay_notices.append(
+                f"replay_args: the {plan.total} case(s) replay {plan.total} of the "
+                f"{len(replay.calls)} calls recorded in {replay.source}; add inputs or "
+                "iterations to replay them all"
+            )
         return cls(
             cfg=cfg,
             plan=plan,
-            notices=[*notices, *cfg.notices],
+            notices=[*notices, *replay_notices, *cfg.notices],
             supervisor_hook=supervisor_hook,
+            replay=replay,
         )
 
     @property
@@ -147,10 +193,12 @@ class Experiment:
             workspace = self.workspace()
             workspace.activate(chdir=chdir)
             self._target = self._resolve_target(warn=True)
+            if self.replay is not None:
+                self.replay.check_target(self._target)
             self._executor = CaseExecutor(
                 self._target,
                 self.settings(),
-                driver=self._conversation(),
+                driver=self._driver(self._target),
                 # Put back around every case: an agent's os.chdir must not move the others.
                 workdir=workspace.working_directory,
             )
@@ -163,7 +211,10 @@ class Experiment:
         runner = self.cfg.simulation.runner
         spec = runner.target_spec
         assert spec is not None  # the loader guarantees a target
-        target = resolve_target(spec, TargetOptions.from_runner(runner))
+        options = TargetOptions.from_runner(runner)
+        if self.replay is not None:
+            options = replace(options, replay=True)
+        target = resolve_target(spec, options)
         for notice in target.notices:
             if notice not in self.notices:
                 self.notices.append(notice)
@@ -177,6 +228,20 @@ class Experiment:
         added = apply_environment(self.cfg.simulation.runner.environment_vars or {})
         self._env_keys.extend(k for k in added if k not in self._env_keys)
         return added
+
+    def _driver(self, target: Target) -> Driver | None:
+        """The driver of every case: the conversation (multi-turn) or None (single turn),
+        wrapped in the replay driver with ``replay_args``."""
+        conversation = self._conversation()
+        if self.replay is None:
+            return conversation
+        return ReplayDriver(
+            self.replay,
+            conversation or SingleTurnDriver(),
+            cases=self.cases,
+            signature=target.signature,
+            timeout_seconds=float(self.cfg.simulation.runner.timeout_seconds),
+        )
 
     def _conversation(self) -> MultiTurnConversation | None:
         """The multi-turn runner, with one supervisor for the whole experiment (or None)."""
@@ -230,7 +295,8 @@ class Experiment:
         set; the cwd, ``sys.path`` and environment are restored afterwards; the module stays
         imported, so a run in this process does not import it twice; the target's notices,
         such as ``runner.args`` the agent does not take, join :attr:`notices` for the caller
-        to show), and, with multi-turn on, the supervisor settings (API key, SDK,
+        to show; with ``replay_args``, the agent must take every recorded call), and, with
+        multi-turn on, the supervisor settings (API key, SDK,
         mock settings) unless a ``supervisor_hook`` provides the supervisor. Every problem
         found is reported at once.
 
@@ -258,7 +324,9 @@ class Experiment:
         try:
             with self.workspace().active():
                 # Not warned: check()'s caller shows notices (the CLI prints them).
-                self._resolve_target(warn=False)
+                target = self._resolve_target(warn=False)
+                if self.replay is not None:
+                    self.replay.check_target(target)
         finally:
             sys.path[:] = saved_path
             restore_environment(added)

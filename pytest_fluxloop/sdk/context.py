@@ -22,11 +22,18 @@ MAX_OBSERVATIONS = 10_000
 
 @dataclass
 class TraceContext:
-    """Collects the observations of one trace."""
+    """Collects the observations of one trace.
+
+    ``experiment`` is True for a FluxLoop case's trace (the default) and False for the trace
+    a standalone :func:`~pytest_fluxloop.sdk.instrument` block opens in ordinary code.
+    Argument recording is off inside an experiment's trace (a case replaying recorded
+    arguments would otherwise record its replays) and goes on inside a standalone one.
+    """
 
     trace_id: str
     observations: list[Observation] = field(default_factory=list)
     dropped: int = 0
+    experiment: bool = True
 
     def add(self, type: str, name: str, **fields: Any) -> Observation | None:
         """Append an observation; ``parent_id`` defaults to the innermost open span."""

@@ -17,6 +17,11 @@ forwards each item itself (the one per-item cost outside a trace).
 
 The calling forms of both SDK generations work: ``@agent``, ``@agent()``,
 ``@agent("name")``, ``@agent(name="support", metadata={...}, team="cx")``.
+
+``@agent`` also records each call's arguments when argument recording is on (outside
+experiment cases; see :mod:`pytest_fluxloop.sdk.recording`). With recording off that costs
+one attribute check per call (:data:`~pytest_fluxloop.sdk.settings.RECORDING`); a generator
+agent records when it starts running.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from typing import Any, TypeVar, overload
 
 from ..jsonsafe import to_jsonable
 from .context import TraceContext, current_span_id, current_trace
-from .settings import is_enabled
+from .recording import CallSite, call_site, end_agent_call, record_agent_call
+from .settings import RECORDING, is_enabled
 
 __all__ = [
     "MAX_CAPTURED_ITEMS",
@@ -81,6 +87,7 @@ class _Spec:
     capture_input: bool = True
     capture_output: bool = True
     capture_tokens: bool = False
+    recording: CallSite | None = None  # set for @agent: its calls' arguments are recorded
 
 
 @dataclass(frozen=True)
@@ -224,7 +231,13 @@ def _traced_generator(
 
 
 def _wrap(fn: F, spec: _Spec) -> F:
-    """The recording wrapper of ``fn``, of the same kind (sync, async, generator, ...)."""
+    """The recording wrapper of ``fn``, of the same kind (sync, async, generator, ...).
+
+    Each wrapper starts with the same two checks: the current trace (spans), then, for an
+    ``@agent``, the cached recording switch (argument recording), read first so that with
+    recording off it is the only extra cost.
+    """
+    site = spec.recording
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
@@ -234,6 +247,8 @@ def _wrap(fn: F, spec: _Spec) -> F:
             # inspect.isasyncgenfunction() stays true for frameworks that look; the price is
             # that items pass through it even outside a trace.
             ctx = current_trace()
+            if RECORDING.on is not False and site is not None:
+                record_agent_call(site, ctx, args, kwargs, mark=False)
             if ctx is None or not is_enabled():
                 ctx = None
             opened = _start(ctx, spec, args, kwargs) if ctx is not None else None
@@ -280,11 +295,7 @@ def _wrap(fn: F, spec: _Spec) -> F:
 
     if inspect.iscoroutinefunction(fn):
 
-        @functools.wraps(fn)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            ctx = current_trace()
-            if ctx is None or not is_enabled():
-                return await fn(*args, **kwargs)
+        async def async_traced(ctx: TraceContext, args: Any, kwargs: Any) -> Any:
             opened = _start(ctx, spec, args, kwargs)
             token = current_span_id.set(opened.span_id)
             try:
@@ -295,6 +306,22 @@ def _wrap(fn: F, spec: _Spec) -> F:
             _end(ctx, spec, opened, token, output=result)
             return result
 
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = current_trace()
+            if RECORDING.on is not False and site is not None:
+                mark = record_agent_call(site, ctx, args, kwargs)
+                if mark is not None:
+                    try:
+                        if ctx is None or not is_enabled():
+                            return await fn(*args, **kwargs)
+                        return await async_traced(ctx, args, kwargs)
+                    finally:
+                        end_agent_call(mark)
+            if ctx is None or not is_enabled():
+                return await fn(*args, **kwargs)
+            return await async_traced(ctx, args, kwargs)
+
         return async_wrapper  # type: ignore[return-value]
 
     if inspect.isgeneratorfunction(fn):
@@ -302,6 +329,8 @@ def _wrap(fn: F, spec: _Spec) -> F:
         @functools.wraps(fn)
         def generator_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             ctx = current_trace()
+            if RECORDING.on is not False and site is not None:
+                record_agent_call(site, ctx, args, kwargs, mark=False)
             if ctx is None or not is_enabled():
                 return (yield from fn(*args, **kwargs))
             opened = _start(ctx, spec, args, kwargs)
@@ -309,11 +338,7 @@ def _wrap(fn: F, spec: _Spec) -> F:
 
         return generator_wrapper  # type: ignore[return-value]
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = current_trace()
-        if ctx is None or not is_enabled():
-            return fn(*args, **kwargs)
+    def traced(ctx: TraceContext, args: Any, kwargs: Any) -> Any:
         opened = _start(ctx, spec, args, kwargs)
         token = current_span_id.set(opened.span_id)
         try:
@@ -323,6 +348,22 @@ def _wrap(fn: F, spec: _Spec) -> F:
             raise
         _end(ctx, spec, opened, token, output=result)
         return result
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = current_trace()
+        if RECORDING.on is not False and site is not None:
+            mark = record_agent_call(site, ctx, args, kwargs)
+            if mark is not None:
+                try:
+                    if ctx is None or not is_enabled():
+                        return fn(*args, **kwargs)
+                    return traced(ctx, args, kwargs)
+                finally:
+                    end_agent_call(mark)
+        if ctx is None or not is_enabled():
+            return fn(*args, **kwargs)
+        return traced(ctx, args, kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -348,6 +389,30 @@ def span(
         capture_tokens: record the result's ``usage`` (attribute or key) as
             ``metadata.token_usage`` of ``span_end``.
     """
+    return _decorator(
+        kind,
+        name,
+        metadata=metadata,
+        capture_input=capture_input,
+        capture_output=capture_output,
+        capture_tokens=capture_tokens,
+        meta=meta,
+    )
+
+
+def _decorator(
+    kind: str,
+    name: str | None,
+    *,
+    metadata: Mapping[str, Any] | None,
+    capture_input: bool = True,
+    capture_output: bool = True,
+    capture_tokens: bool = False,
+    meta: Mapping[str, Any],
+    record_args: bool = False,
+) -> Callable[[F], F]:
+    """:func:`span`, and for ``@agent`` (``record_args``) argument recording too. Kept out
+    of span's signature, where ``record_args=`` would be taken for span metadata."""
     span_meta = {**(metadata or {}), **meta}
 
     def decorate(fn: F) -> F:
@@ -363,6 +428,7 @@ def span(
             capture_input=capture_input,
             capture_output=capture_output,
             capture_tokens=capture_tokens,
+            recording=call_site(fn, signature) if record_args else None,
         )
         return _wrap(fn, spec)
 
@@ -413,6 +479,13 @@ def agent(
     Inside a trace, each call records ``span_start``/``span_end`` observations of kind
     ``agent`` with the call's arguments, its output or error, and its duration.
 
+    When argument recording is on (``FLUXLOOP_RECORD_ARGS=true``, in the environment or a
+    ``.env`` in the current directory; ``configure(record_args=True)``;
+    ``enable_recording()``), each call outside a FluxLoop experiment case also appends one
+    line (target ``"<module>:<qualname>"``, its ``args`` and ``kwargs``, secrets redacted)
+    to the recording file, for replay (:mod:`pytest_fluxloop.sdk.recording`). A recording
+    failure is logged once and never reaches the caller.
+
     Args:
         name: the span's name (default: the function's name); also accepted positionally.
         metadata: extra ``span_start`` metadata; extra keyword arguments are added too.
@@ -420,13 +493,14 @@ def agent(
         capture_output: record the return value (False: the span has no output).
     """
     fn, name = _target_and_name(fn, name, "agent")
-    decorator: Callable[[Any], Any] = span(
+    decorator: Callable[[Any], Any] = _decorator(
         "agent",
         name,
         metadata=metadata,
         capture_input=capture_input,
         capture_output=capture_output,
-        **meta,
+        meta=meta,
+        record_args=True,
     )
     return _apply(fn, decorator)
 

@@ -127,7 +127,7 @@ class Instrumentation:
             self._span_token = current_span_id.set(self._open.span_id)
         else:
             self.mode = "trace"
-            self._ctx = TraceContext(self.trace_id)
+            self._ctx = TraceContext(self.trace_id, experiment=False)
             self._trace_tokens = enter_trace(self._ctx)
         return self
 

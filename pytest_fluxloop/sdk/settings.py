@@ -5,8 +5,16 @@ SDK, so agents written for it keep working. They configure only what runs inside
 process (the decorators, :func:`~pytest_fluxloop.sdk.instrument`, argument recording); the
 experiment itself is configured by ``fluxloop.yaml`` (:mod:`pytest_fluxloop.config`).
 
-The config is built from the environment on first use, not at import: importing the SDK
-never reads files and never fails on a bad environment value.
+The config is built on first use, not at import: importing the SDK never reads files and
+never fails on a bad environment value. It is built from the ``FLUXLOOP_*`` variables of the
+environment and, for a variable the environment does not set, of a ``.env`` file in the
+current directory (the recording workflow puts ``FLUXLOOP_RECORD_ARGS=true`` there). That
+file is only read: ``os.environ`` is not changed (:func:`load_env` does that, on request).
+
+Whether argument recording is on is decided once and cached (:data:`RECORDING`), so an
+``@agent`` call with recording off costs one attribute check; every function here that can
+change the answer (:func:`configure`, :func:`reset_config`, :func:`load_env`, the recording
+switch) drops the cached answer.
 """
 
 from __future__ import annotations
@@ -14,18 +22,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 __all__ = [
+    "DEFAULT_RECORDING_BACKUPS",
+    "DEFAULT_RECORDING_MAX_BYTES",
     "ENV_VARS",
+    "RECORDING",
     "SDKConfig",
     "configure",
     "get_config",
     "is_enabled",
     "load_env",
+    "recording_enabled",
     "reset_config",
 ]
 
@@ -38,6 +51,10 @@ ENV_VARS: Mapping[str, str] = {
     "offline_store_dir": "FLUXLOOP_OFFLINE_DIR",
     "record_args": "FLUXLOOP_RECORD_ARGS",
     "recording_file": "FLUXLOOP_RECORDING_FILE",
+    "record_allow": "FLUXLOOP_RECORD_ALLOW",
+    "record_deny": "FLUXLOOP_RECORD_DENY",
+    "recording_max_bytes": "FLUXLOOP_RECORDING_MAX_BYTES",
+    "recording_backups": "FLUXLOOP_RECORDING_BACKUPS",
     "batch_size": "FLUXLOOP_BATCH_SIZE",
     "flush_interval": "FLUXLOOP_FLUSH_INTERVAL",
     "max_queue_size": "FLUXLOOP_MAX_QUEUE_SIZE",
@@ -48,6 +65,11 @@ ENV_VARS: Mapping[str, str] = {
 }
 """Config key -> the environment variable its default is read from (``collector_url`` has
 none, as in the earlier SDK)."""
+
+DEFAULT_RECORDING_MAX_BYTES = 50 * 1024 * 1024
+"""``recording_max_bytes`` by default: 50 MiB."""
+DEFAULT_RECORDING_BACKUPS = 3
+"""``recording_backups`` by default."""
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -99,6 +121,35 @@ def _to_optional_str(key: str, value: Any) -> str | None:
     raise ValueError(f"{key} must be a string, got {type(value).__name__}")
 
 
+def _to_names(key: str, value: Any) -> tuple[str, ...]:
+    """Argument names (``message``, ``data.token``): a comma-separated string or a list."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Iterable[Any] = value.split(",")
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = value
+    else:
+        raise ValueError(f"{key} must be argument names, got {type(value).__name__}")
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"{key} must be argument names, got {item!r}")
+        name = item.strip()
+        if not name:
+            continue  # "a,,b" and a trailing comma are harmless
+        if any(not part.strip() for part in name.split(".")):
+            raise ValueError(f"{key}: {name!r} is not an argument name or a dotted path")
+        names.append(name)
+    return tuple(names)
+
+
+def _to_optional_names(key: str, value: Any) -> tuple[str, ...] | None:
+    # No names (unset, FLUXLOOP_RECORD_ALLOW= or an empty list) means "no allowlist": an
+    # empty allowlist that blanks every argument would only ever be a mistake.
+    return _to_names(key, value) or None
+
+
 @dataclasses.dataclass(repr=False)
 class SDKConfig:
     """The SDK settings (the earlier FluxLoop SDK's keys and defaults).
@@ -106,8 +157,13 @@ class SDKConfig:
     Used by this SDK: ``enabled`` (False: decorators and :func:`instrument` record nothing),
     ``offline_store_enabled`` + ``offline_store_dir`` (where a standalone
     :func:`instrument` trace is written; unset by default, unlike the earlier SDK, so
-    nothing is written unless asked), ``record_args`` + ``recording_file`` (argument
-    recording, see :func:`~pytest_fluxloop.sdk.record_call_args`).
+    nothing is written unless asked), and argument recording (see
+    :mod:`pytest_fluxloop.sdk.recording`): ``record_args`` (on/off), ``recording_file``
+    (default ``recordings/args_recording.jsonl``), ``record_allow`` (only these arguments
+    are kept, the others replaced by the redaction marker; None: all), ``record_deny``
+    (these are replaced by the marker; dotted paths such as ``data.token`` reach into
+    dicts), ``recording_max_bytes`` (the file's size cap, 0: none) and
+    ``recording_backups`` (rotated files kept: ``<file>.1`` ... ``<file>.N``).
 
     Accepted and validated for compatibility but not used, since this SDK sends nothing over
     the network: ``collector_url``, ``api_key``, ``use_collector``, ``batch_size``,
@@ -116,7 +172,9 @@ class SDKConfig:
 
     Values are coerced on construction (``"true"`` -> True, ``"10"`` -> 10) and validated:
     ``sample_rate`` in 0..1, ``batch_size`` in 1..100, ``collector_url`` an absolute URL
-    (trailing ``/`` removed). ``api_key`` is masked in ``repr()``/``str()``.
+    (trailing ``/`` removed), ``recording_max_bytes`` and ``recording_backups`` not
+    negative; ``record_allow``/``record_deny`` take a list or a comma-separated string.
+    ``api_key`` is masked in ``repr()``/``str()``.
     """
 
     collector_url: str | None = None
@@ -128,6 +186,10 @@ class SDKConfig:
     offline_store_dir: str | None = None
     record_args: bool = False
     recording_file: str | None = None
+    record_allow: tuple[str, ...] | None = None
+    record_deny: tuple[str, ...] = ()
+    recording_max_bytes: int = DEFAULT_RECORDING_MAX_BYTES
+    recording_backups: int = DEFAULT_RECORDING_BACKUPS
     batch_size: int = 10
     flush_interval: float = 5.0
     max_queue_size: int = 1000
@@ -146,6 +208,12 @@ class SDKConfig:
             raise ValueError(f"sample_rate must be between 0 and 1, got {self.sample_rate}")
         if not 1 <= self.batch_size <= 100:
             raise ValueError(f"batch_size must be between 1 and 100, got {self.batch_size}")
+        if self.recording_max_bytes < 0:
+            raise ValueError(
+                f"recording_max_bytes must be 0 (no cap) or more, got {self.recording_max_bytes}"
+            )
+        if self.recording_backups < 0:
+            raise ValueError(f"recording_backups must be 0 or more, got {self.recording_backups}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SDKConfig:
@@ -189,6 +257,8 @@ for _field in dataclasses.fields(SDKConfig):
         "float": _to_float,
     }.get(str(_field.type), _to_optional_str)
 del _field
+_COERCE["record_allow"] = _to_optional_names
+_COERCE["record_deny"] = _to_names
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SDKConfig))
 """Every key :func:`configure` accepts."""
@@ -215,15 +285,90 @@ _config: SDKConfig | None = None
 # Kept here, not in recording.py, so configure() can hand control back to the config.
 _recording_override: Path | Literal[False] | None = None
 
+# The cwd .env's FLUXLOOP_* values, by (file, mtime, size): a config rebuilt while the file
+# is unchanged does not read it again.
+_dotenv_cache: tuple[tuple[str, int, int], dict[str, str]] | None = None
+
+
+class RecordingSwitch:
+    """The cached answer to "is argument recording on?" (:data:`RECORDING`).
+
+    ``on`` is None until the first recording call decides (:func:`recording_enabled`), then
+    True or False until something that can change the answer drops it again. ``@agent``
+    reads the attribute directly: with recording off that one comparison is its whole cost.
+    """
+
+    __slots__ = ("on",)
+
+    def __init__(self) -> None:
+        self.on: bool | None = None
+
+
+RECORDING = RecordingSwitch()
+"""The process's recording switch; read ``RECORDING.on``, decide with
+:func:`recording_enabled`."""
+
+
+def _dotenv_values() -> dict[str, str]:
+    """The ``FLUXLOOP_*`` values of ``.env`` in the current directory (empty: no such file).
+
+    Only read: the caller gives the real environment precedence, and ``os.environ`` is left
+    alone so a production process never gains the file's other variables (API keys ...)
+    because it called an agent.
+    """
+    global _dotenv_cache
+    path = Path.cwd() / ".env"
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    if not S_ISREG(stat.st_mode):
+        return {}
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    cached = _dotenv_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        # Imported here: only a process with a .env file pays for python-dotenv.
+        from dotenv import dotenv_values
+
+        parsed = dotenv_values(path)
+    except (ImportError, OSError, ValueError):
+        # Unreadable (permissions, not UTF-8): settings come from the environment alone,
+        # as without a file. get_config() runs inside decorated calls and must not fail.
+        return {}
+    values = {
+        name: value
+        for name, value in parsed.items()
+        if name.startswith("FLUXLOOP_") and value is not None
+    }
+    _dotenv_cache = (key, values)
+    return values
+
+
+def _from_environment() -> SDKConfig:
+    """The config of the environment, a cwd ``.env`` filling the variables it does not set."""
+    environ: Mapping[str, str] = os.environ
+    file_values = _dotenv_values()
+    if file_values:
+        environ = {**file_values, **os.environ}  # a variable already set wins
+    return SDKConfig.from_env(environ)
+
+
+def _invalidate_recording() -> None:
+    """Drop the cached recording decision (callers hold ``_lock``)."""
+    RECORDING.on = None
+
 
 def get_config() -> SDKConfig:
-    """The current SDK settings (built from the environment on first call)."""
+    """The current SDK settings (built on first call from the ``FLUXLOOP_*`` environment
+    variables, and a ``.env`` in the current directory for those the environment lacks)."""
     global _config
     config = _config
     if config is None:
         with _lock:
             if _config is None:
-                _config = SDKConfig.from_env()
+                _config = _from_environment()
             config = _config
     return config
 
@@ -252,16 +397,19 @@ def configure(**kwargs: Any) -> SDKConfig:
         _config = config
         if "record_args" in kwargs or "recording_file" in kwargs:
             _recording_override = None
+        _invalidate_recording()
     return config
 
 
 def reset_config() -> SDKConfig:
-    """Rebuild the settings from the environment, dropping :func:`configure` changes and
-    any :func:`~pytest_fluxloop.sdk.enable_recording` / ``disable_recording`` call."""
+    """Rebuild the settings from the environment (and a cwd ``.env``), dropping
+    :func:`configure` changes and any :func:`~pytest_fluxloop.sdk.enable_recording` /
+    ``disable_recording`` call."""
     global _config, _recording_override
     with _lock:
-        _config = SDKConfig.from_env()
+        _invalidate_recording()
         _recording_override = None
+        _config = _from_environment()
         return _config
 
 
@@ -280,6 +428,29 @@ def is_enabled() -> bool:
         return True
 
 
+def recording_enabled() -> bool:
+    """Whether argument recording is on: :func:`recording_override` if set, else
+    ``record_args`` of the config. Decided once, then cached in :data:`RECORDING`.
+
+    Raises:
+        ValueError: a ``FLUXLOOP_*`` value is bad (the answer is cached as False, so the
+            error is raised once; the recording module logs it).
+    """
+    on = RECORDING.on
+    if on is not None:
+        return on
+    with _lock:
+        # Under the lock: configure() cannot drop the answer between computing and caching.
+        override = _recording_override
+        if override is not None:
+            on = override is not False
+        else:
+            RECORDING.on = False  # if get_config() raises, stay off until the next change
+            on = get_config().record_args
+        RECORDING.on = on
+    return on
+
+
 def recording_override() -> Path | Literal[False] | None:
     """The explicit recording switch: a file (on), False (off), None (follow the config)."""
     return _recording_override
@@ -290,6 +461,7 @@ def set_recording_override(value: Path | Literal[False] | None) -> None:
     global _recording_override
     with _lock:
         _recording_override = value
+        _invalidate_recording()
 
 
 def load_env(
@@ -311,7 +483,7 @@ def load_env(
         refresh_config: rebuild the SDK config from the environment afterwards, so the new
             ``FLUXLOOP_*`` values take effect (values set with :func:`configure` are
             replaced). A config not built yet is built from the environment on first use
-            anyway.
+            anyway. Either way the cached recording decision is dropped.
 
     Returns:
         True if the file was found and read, False if there is no such file.
@@ -325,9 +497,9 @@ def load_env(
     from dotenv import load_dotenv
 
     load_dotenv(dotenv_path=path, override=override)
-    if refresh_config:
-        global _config
-        with _lock:
-            if _config is not None:
-                _config = SDKConfig.from_env()
+    global _config
+    with _lock:
+        if refresh_config and _config is not None:
+            _config = _from_environment()
+        _invalidate_recording()
     return True

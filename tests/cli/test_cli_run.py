@@ -250,8 +250,9 @@ def test_broken_config_fails_before_running(tmp_path: Path) -> None:
     assert not (result.project_dir / "experiments").exists()
 
 
-def test_refused_setting_fails_before_the_plan_is_shown(tmp_path: Path) -> None:
-    """The CLI loads through Experiment.load: an unsupported setting is refused up front."""
+def test_replay_without_recordings_fails_before_the_plan_is_shown(tmp_path: Path) -> None:
+    """The CLI loads through Experiment.load: replay_args.enabled with no recording file is
+    refused up front (the recordings are read before anything is shown)."""
     result = scaffold_project(tmp_path / "fluxloop", "demo")
     sim = result.project_dir / "configs" / "simulation.yaml"
     text = sim.read_text()

@@ -104,11 +104,11 @@ def test_cases_can_be_run_one_at_a_time(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setting", "words"),
     [
-        ({"replay_args": {"enabled": True}}, ["replay_args", "not available"]),
+        ({"replay_args": {"enabled": True}}, ["replay_args", "does not exist"]),
     ],
-    ids=["replay_args"],
+    ids=["replay_without_recordings"],
 )
-def test_unbuilt_features_are_refused(
+def test_settings_that_cannot_run_are_refused_up_front(
     tmp_path: Path, setting: dict[str, Any], words: list[str]
 ) -> None:
     config, module = make_project(tmp_path, **setting)

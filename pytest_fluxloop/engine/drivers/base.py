@@ -10,7 +10,6 @@ from ...records import ErrorInfo, MultiTurnInfo
 
 if TYPE_CHECKING:
     from ...plan import Case
-    from ..binding import BindingPlan
 
 Resolve = Callable[[Any], Any]
 """Turns an agent's return value into a concrete value (awaits awaitables on the shared loop)."""
@@ -38,6 +37,20 @@ class DriverOutcome:
     """The persona the agent was actually played with, if not the case's own."""
 
 
+class Binder(Protocol):
+    """Builds the arguments of one call of the agent from a message (one turn's input).
+
+    :class:`~..binding.BindingPlan` binds by parameter name; the replay session
+    (:mod:`..replay`) rebuilds a recorded call with the message at
+    ``replay_args.override_param_path``. Drivers only ever call :meth:`bind`.
+    """
+
+    def bind(self, text: Any, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``(args, kwargs)`` for one call with ``text`` as the input and the optional
+        ``values`` (persona, conversation, ...) the agent may declare."""
+        ...
+
+
 class Driver(Protocol):
     """Drives the agent through one attempt of a case (called on the attempt's thread)."""
 
@@ -45,7 +58,7 @@ class Driver(Protocol):
         self,
         agent: Callable[..., Any],
         case: Case,
-        binding: BindingPlan,
+        binding: Binder,
         values: dict[str, Any],
         resolve: Resolve,
     ) -> DriverOutcome:

@@ -25,13 +25,12 @@ from ...sdk.context import current_span_id, current_trace
 from ...supervisors import SupervisorDecision, SupervisorError, SupervisorReply, SupervisorRequest
 from ..record import error_info
 from ..values import conversation_values, persona_values
-from .base import DriverOutcome, Resolve
+from .base import Binder, DriverOutcome, Resolve
 
 if TYPE_CHECKING:
     from ...config.models import MultiTurnConfig
     from ...plan import Case
     from ...supervisors import Supervisor
-    from ..binding import BindingPlan
 
 MAX_TURNS_REACHED = "max_turns_reached"
 ERROR = "error"
@@ -76,7 +75,7 @@ class MultiTurnConversation:
         self,
         agent: Callable[..., Any],
         case: Case,
-        binding: BindingPlan,
+        binding: Binder,
         values: dict[str, Any],
         resolve: Resolve,
     ) -> DriverOutcome:
@@ -93,7 +92,7 @@ class _Run:
         owner: MultiTurnConversation,
         agent: Callable[..., Any],
         case: Case,
-        binding: BindingPlan,
+        binding: Binder,
         values: dict[str, Any],
         resolve: Resolve,
     ) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .base import DriverOutcome, Resolve
+from .base import Binder, DriverOutcome, Resolve
 
 if TYPE_CHECKING:
     from ...plan import Case
-    from ..binding import BindingPlan
 
 
 class SingleTurnDriver:
@@ -19,7 +18,7 @@ class SingleTurnDriver:
         self,
         agent: Callable[..., Any],
         case: Case,
-        binding: BindingPlan,
+        binding: Binder,
         values: dict[str, Any],
         resolve: Resolve,
     ) -> DriverOutcome:
