@@ -168,7 +168,10 @@ def is_secret_key(key: str) -> bool:
     return last == "key" and len(parts) > 1 and parts[-2] in _KEY_QUALIFIERS
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_secret_env_name(name: str) -> bool:
+    # Cached by name: redact() reads the environment's values on every call (a key exported
+    # later must still be scrubbed), and the names it checks are nearly always the same.
     upper = name.upper()
     if upper in SECRET_ENV_NAMES:
         return True
