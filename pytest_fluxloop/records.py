@@ -22,7 +22,7 @@ TraceStatus = Literal["success", "error", "timeout", "crashed", "supervisor_erro
 ErrorKind = Literal["agent", "timeout", "infrastructure", "supervisor"]
 """Who is to blame: the agent under test, the clock, the harness/host, or the simulator."""
 
-SummaryStatus = Literal["running", "complete", "interrupted", "failed"]
+SummaryStatus = Literal["running", "complete", "incomplete", "interrupted", "failed"]
 
 
 def utcnow() -> datetime:
@@ -368,4 +368,14 @@ class ExperimentSummary(BaseModel):
         "process is gone on this host is a run that died; finish it with --resume.",
     )
     host: str | None = Field(default=None, description="Host name of that process.")
+    missing_cases: int = Field(
+        default=0,
+        description="Cases whose item reported a result in this session but whose record was "
+        "never written (status 'incomplete' unless the run was already interrupted or "
+        "failed). --resume runs them again.",
+    )
+    missing_case_ids: list[str] = Field(
+        default_factory=list,
+        description="The first of those case ids (sorted; at most 100, see missing_cases).",
+    )
     config_snapshot: dict[str, Any] = Field(default_factory=dict)

@@ -97,7 +97,7 @@ last rewrite: a run that dies leaves counts at most this far behind its lines. B
 by count: a rewrite (temp file and rename, no fsync) costs about a millisecond on some file
 systems, so a count-based rewrite would slow fast runs; slow agents get one per record."""
 
-FinalStatus = Literal["complete", "interrupted", "failed"]
+FinalStatus = Literal["complete", "incomplete", "interrupted", "failed"]
 
 DEFAULT_MAX_FIELD_CHARS = 100_000
 """Default cap on an input/output/error in ``trace_summary.jsonl`` and observations (the
@@ -242,6 +242,8 @@ class ExperimentWriter:
         self.seed = seed
         self.total_cases = total_cases
         self.leaked_threads = 0  # set by the runner before finish()
+        self.missing_cases = 0  # set by the files sink before finish() (run.status)
+        self.missing_case_ids: list[str] = []
         self.started_at = started_at
         self.save_traces = save_traces
         self.save_aggregated_metrics = save_aggregated_metrics
@@ -469,6 +471,8 @@ class ExperimentWriter:
             completed_at=None if status == "running" else utcnow(),
             seed=self.seed,
             leaked_threads=self.leaked_threads,
+            missing_cases=self.missing_cases,
+            missing_case_ids=list(self.missing_case_ids),
             pid=os.getpid(),
             host=platform.node(),
             config_snapshot=self.config_snapshot,

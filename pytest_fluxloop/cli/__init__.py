@@ -5,7 +5,8 @@
 config JSON Schema; ``fluxloop status`` lists the experiments a config's runs left;
 ``fluxloop doctor`` checks the installation and the config; ``fluxloop generate inputs``
 writes the inputs file; ``fluxloop record enable | disable | status`` turns argument
-recording on and off in the project's ``.env`` and replay on in simulation.yaml. Importing
+recording on and off in the project's ``.env`` and replay on in simulation.yaml;
+``fluxloop merge`` joins the folders of ``--shard K/N`` runs into one experiment. Importing
 this package stays cheap: pytest, pydantic and the config models are imported inside the
 commands that need them.
 """
@@ -23,6 +24,7 @@ from .config_cmd import config_schema
 from .doctor_cmd import doctor
 from .generate_cmd import generate_group
 from .init_cmd import init_project
+from .merge_cmd import merge
 from .pytest_args import build_pytest_args
 from .record_cmd import record_group
 from .run import EXIT_USAGE_ERROR, run_experiment
@@ -77,6 +79,7 @@ cli.add_command(status_group)
 cli.add_command(doctor)
 cli.add_command(generate_group)
 cli.add_command(record_group)
+cli.add_command(merge)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -180,7 +180,7 @@ def _plural(count: int, noun: str) -> str:
 
 def describe_plan(plan: ExperimentPlan, cfg: LoadedConfig, cwd: Path) -> list[str]:
     """The ``[INFO]`` lines shown before running: the experiment, its inputs and its plan."""
-    n_loaded = plan.n_inputs if plan.factored else plan.total // max(plan.iterations, 1)
+    n_loaded = plan.n_inputs if plan.factored else plan.full_total // max(plan.iterations, 1)
     source = plan.source
     if source != "base_inputs":
         source = _display(Path(source), cwd)

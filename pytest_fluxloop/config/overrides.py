@@ -80,7 +80,7 @@ class OverrideSpec:
     kind: Kind
     yaml: tuple[str, ...] | None
     """Key path set inside simulation.yaml; None when the value is not a simulation.yaml
-    key (it is read from ``Overrides`` directly, e.g. ``personas``, ``resume``)."""
+    key (it is read from ``Overrides`` directly, e.g. ``personas``, ``resume``, ``shard``)."""
     cli: tuple[str, ...]
     """Click declarations of ``fluxloop run experiment``, aliases included, as click takes
     them: ``("--iterations", "-i")``; a bool as ``"--on/--off"`` pairs."""
@@ -341,6 +341,21 @@ OVERRIDES: tuple[OverrideSpec, ...] = (
         pytest_help=("resume an earlier experiment folder",),
         metavar="DIR",
         path=PathRule(is_dir=True, cli_base="cwd_or_project"),
+    ),
+    OverrideSpec(
+        # Not a simulation.yaml key: plan_experiment reads it from Overrides and keeps the
+        # cases of shard K (pytest_fluxloop.plan.shards); "K/N" is checked there, with an
+        # error naming the option as the user spelled it.
+        name="shard",
+        kind="str",
+        yaml=None,
+        cli=("--shard",),
+        cli_help="Run only shard K of N (e.g. 2/3): a fixed, balanced slice of the cases, "
+        "every iteration of one input × persona in the same shard (CI matrices; join the "
+        "results with `fluxloop merge`).",
+        pytest=("--fluxloop-shard",),
+        pytest_help=("run only shard K of N of the cases (e.g. 2/3)",),
+        metavar="K/N",
     ),
 )
 

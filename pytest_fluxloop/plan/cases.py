@@ -57,6 +57,10 @@ class ExperimentPlan:
     shuffled: bool
     source: str
     factored: bool
+    shard: str | None = None
+    """``"K/N"`` when only shard K of N runs (``--shard``); None: every case."""
+    experiment_total: int | None = None
+    """Cases of the whole experiment (all shards); None: :attr:`total` (not sharded)."""
     _by_id: dict[str, Case] | None = field(default=None, repr=False)
 
     @property
@@ -70,9 +74,29 @@ class ExperimentPlan:
             self._by_id = {case.case_id: case for case in self.cases}
         return self._by_id.get(case_id)
 
+    @property
+    def full_total(self) -> int:
+        """Cases of the whole experiment (every shard)."""
+        return self.total if self.experiment_total is None else self.experiment_total
+
+    def run_metadata(self) -> dict[str, Any]:
+        """What ``metadata.json`` records about the plan's shard: ``{"shard": "1/3",
+        "experiment_total_cases": 12}``, or nothing when every case runs."""
+        if self.shard is None:
+            return {}
+        return {"shard": self.shard, "experiment_total_cases": self.full_total}
+
     def describe(self) -> str:
-        """``3 inputs × 2 personas × 2 iterations = 12 runs`` (or pairs when not a product)."""
-        runs = f"{self.total} run{'s' * (self.total != 1)}"
+        """``3 inputs × 2 personas × 2 iterations = 12 runs`` (or pairs when not a product);
+        a shard adds ``; shard 1/3: 4 runs``."""
+        text = self._describe_all()
+        if self.shard is not None:
+            text += f"; shard {self.shard}: {self.total} run{'s' * (self.total != 1)}"
+        return text
+
+    def _describe_all(self) -> str:
+        total = self.full_total
+        runs = f"{total} run{'s' * (total != 1)}"
         its = f"{self.iterations} iteration{'s' * (self.iterations != 1)}"
         if self.factored:
             personas = max(self.n_personas, 1)
@@ -80,7 +104,7 @@ class ExperimentPlan:
                 f"{self.n_inputs} input{'s' * (self.n_inputs != 1)} × {personas} "
                 f"persona{'s' * (personas != 1)} × {its} = {runs}"
             )
-        pairs = self.total // max(self.iterations, 1)
+        pairs = total // max(self.iterations, 1)
         return f"{pairs} input/persona pair{'s' * (pairs != 1)} × {its} = {runs}"
 
 
@@ -117,6 +141,17 @@ def plan_experiment(cfg: LoadedConfig, run_seed: int | None = None) -> Experimen
         raise ConfigError(f"experiment '{cfg.experiment_name}' has no cases to run")
     # seed: null still shuffles: with the fresh seed, so the order differs run to run.
     random.Random(seed).shuffle(cases)
+    experiment_total = len(cases)
+    shard_text = cfg.overrides.text("shard")
+    shard = None
+    if shard_text is not None:
+        from .shards import parse_shard, select_shard
+
+        option = cfg.overrides.option("shard")
+        shard = parse_shard(shard_text, option)
+        # Chosen by case ids only (not the seed or the order): every machine, and every
+        # xdist worker, keeps the same cases.
+        cases = select_shard(cases, shard, option)
     return ExperimentPlan(
         cases=cases,
         n_inputs=inputs.n_inputs,
@@ -126,6 +161,8 @@ def plan_experiment(cfg: LoadedConfig, run_seed: int | None = None) -> Experimen
         shuffled=True,
         source=inputs.source,
         factored=inputs.factored,
+        shard=str(shard) if shard is not None else None,
+        experiment_total=experiment_total if shard is not None else None,
     )
 
 

@@ -20,7 +20,13 @@ from .legacy_runner import fluxloop_cli, fluxloop_runner, fluxloop_runner_multi_
 from .marker import fluxloop_case, fluxloop_result
 from .state import PluginState
 from .usage import usage_errors
-from .xdist import ControllerHooks, is_distributing, prefer_worksteal, worker_id
+from .xdist import (
+    ControllerHooks,
+    is_distributing,
+    plan_digest,
+    prefer_worksteal,
+    worker_id,
+)
 
 __all__ = [
     "fluxloop_case",
@@ -66,6 +72,11 @@ def pytest_configure(config: pytest.Config) -> None:
                 state.seed,
                 experiment.name if experiment is not None else None,
                 on_selected=lambda count: setattr(state, "selected", count),
+                config=config,
+                config_path=experiment.cfg.config_path if experiment is not None else None,
+                plan=plan_digest(experiment.name, (c.case_id for c in experiment.cases))
+                if experiment is not None
+                else None,
             )
             config.pluginmanager.register(hooks, "fluxloop-xdist")
 

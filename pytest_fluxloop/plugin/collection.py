@@ -77,8 +77,11 @@ class FluxloopFile(pytest.File):
 
     def collect(self) -> Iterator[FluxloopItem]:
         """Items in the experiment's (seeded) case order."""
-        experiment = self.config.stash[STATE_KEY].experiment
+        state = self.config.stash[STATE_KEY]
+        experiment = state.experiment
         assert experiment is not None
+        if state.plan_error is not None:
+            raise self.CollectError(state.plan_error)
         for case in experiment.cases:
             name = item_name(experiment.name, case.case_id)
             # An explicit nodeid string lets pytest >= 9.2 parse "[case_id]" as the params

@@ -4,6 +4,11 @@ Records reach it on test reports, from items run in this process or by xdist wor
 hands each to the :class:`~pytest_fluxloop.run.recorder.RunRecorder` of its experiment
 (one per experiment: the configured one and each marker's), updates the progress bar, and
 at session finish lets each recorder write its summary with the run's final status.
+
+No silent loss: it also counts the cases whose items reported (from the reports, whether or
+not a record came with them); a case that reported without a written record makes the
+summary ``incomplete`` with its id (``run.status.missing_records``), a warning in the
+terminal summary, and exit code 2 instead of 0 or 1.
 """
 
 from __future__ import annotations
@@ -73,6 +78,11 @@ class Controller:
         self._listener = _HookListener(self.config)
         self._summary_errors: dict[str, ArtifactWriteError] = {}
         """Recorders whose final summary.json could not be written (by experiment key)."""
+        self._reported: dict[str, set[str]] = {}
+        """Case ids whose items reported a result, by experiment key: counted from the
+        reports themselves, whether or not their record arrived (see :meth:`finish`)."""
+        self._lost: dict[str, list[str]] = {}
+        """Reported case ids of an experiment the controller has no recorder for, by key."""
 
     def recorder(self, experiment: Experiment, total_cases: int | None = None) -> RunRecorder:
         """The opened recorder of ``experiment`` (created on first use; usage error if the
@@ -98,6 +108,7 @@ class Controller:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Append the record carried by ``report`` as soon as its item reports."""
+        self._note_reported(report)
         record = self._take_record(report)
         if record is None:
             return
@@ -116,6 +127,29 @@ class Controller:
             records = sum(r.records for r in self.recorders.values())
             failed = sum(r.failed for r in self.recorders.values())
             self.progress.update(records, failed)
+
+    def _note_reported(self, report: pytest.TestReport) -> None:
+        """Count the case of a report that must have a record: the call report of an item
+        of the configured experiment (known by its node id, whatever its report carries),
+        and any report carrying a record (a marker's test). Setup/teardown reports without
+        one, skipped or deselected items and items never run (``-x``) count for nothing."""
+        data = getattr(report, RECORD_ATTR, None)
+        experiment = self.state.experiment
+        if experiment is not None and (report.when == "call" or data is not None):
+            case_id = case_id_of(report.nodeid, experiment.name)
+            if (
+                case_id is not None
+                and Path(report.nodeid.partition("::")[0]).name == experiment.cfg.config_path.name
+                and experiment.plan.case(case_id) is not None
+            ):
+                self._reported.setdefault(experiment.key, set()).add(case_id)
+                return
+        if data is None:
+            return
+        case_id = data.get("case_id") if isinstance(data, dict) else data.case_id
+        if isinstance(case_id, str):
+            key = str(getattr(report, EXPERIMENT_ATTR, None))
+            self._reported.setdefault(key, set()).add(case_id)
 
     def _stop_writing(self, recorder: RunRecorder, error: ArtifactWriteError) -> None:
         """A record could not be written (disk full...): stop the session once, cleanly.
@@ -187,7 +221,9 @@ class Controller:
         )
 
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Write each ``summary.json`` atomically with the run's final status."""
+        """Write each ``summary.json`` atomically with the run's final status; any case that
+        reported without a written record turns exit 0/1 into
+        :data:`~pytest_fluxloop.run.status.EXIT_MISSING_RECORDS` (2)."""
         if self.progress is not None:
             self.progress.finish()
         state = self.state
@@ -195,6 +231,8 @@ class Controller:
             state.runner.cancel()
         # -x / --maxfail / a stop request leave selected cases unrun: not "complete".
         stopped = bool(session.shouldstop or session.shouldfail)
+        self._open_for_lost_records()
+        lost = bool(self._lost)
         for key, recorder in self.recorders.items():
             is_main = state.experiment is not None and key == state.experiment.key
             try:
@@ -202,6 +240,7 @@ class Controller:
                     int(exitstatus),
                     stopped=stopped,
                     selected=state.selected if is_main else None,
+                    reported=self._reported.get(key, ()),
                 )
             except ArtifactWriteError as exc:
                 # Even the summary can't be written: say so in the terminal summary, and
@@ -209,6 +248,28 @@ class Controller:
                 self._summary_errors[key] = exc
                 if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
                     session.exitstatus = pytest.ExitCode.INTERRUPTED
+            lost = lost or bool(recorder.missing)
+        if lost and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            # Cases reported a result that is in no file: never a clean exit (run.status).
+            from ..run.status import EXIT_MISSING_RECORDS
+
+            session.exitstatus = EXIT_MISSING_RECORDS
+
+    def _open_for_lost_records(self) -> None:
+        """Give a recorder to each experiment whose cases reported but none of whose records
+        arrived (its summary then lists them); cases of an unknown experiment are kept in
+        :attr:`_lost` for the terminal summary."""
+        for key, case_ids in self._reported.items():
+            if key in self.recorders:
+                continue
+            experiment = self.state.experiment_by_key(key)
+            if experiment is not None:
+                try:
+                    self.recorder(experiment)
+                    continue
+                except pytest.UsageError:
+                    pass  # no folder for it: say so in the terminal summary
+            self._lost[key] = sorted(case_ids)
 
     def _redact(self, text: str) -> str:
         """``text`` redacted with every experiment's redactor (each knows its config's keys)."""
@@ -246,4 +307,22 @@ class Controller:
 
                 reason = summary_failed_reason(summary_error, recorder.location)
                 terminalreporter.write_line(reason, red=True)
+            if recorder.missing:
+                from ..run.status import missing_warning
+
+                warning = missing_warning(
+                    recorder.experiment.name, recorder.missing, recorder.location
+                )
+                terminalreporter.write_line(warning, red=True)
             terminalreporter.write_line(f"results: {recorder.location}")
+        for key, case_ids in self._lost.items():
+            from ..run.status import MISSING_IDS_SHOWN
+
+            terminalreporter.write_sep("-", "fluxloop")
+            terminalreporter.write_line(
+                f"pytest-fluxloop: {len(case_ids)} case(s) reported a result for an experiment "
+                f"this process has no results folder for ({key}): their records are in no file "
+                f"({', '.join(case_ids[:MISSING_IDS_SHOWN])}"
+                f"{', ...' if len(case_ids) > MISSING_IDS_SHOWN else ''})",
+                red=True,
+            )

@@ -26,6 +26,7 @@ __all__ = [
     "add_options",
     "config_path",
     "overrides_from_options",
+    "value_options",
 ]
 
 
@@ -77,6 +78,17 @@ def _add_override_option(group: pytest.OptionGroup, spec: OverrideSpec) -> None:
     if spec.metavar:
         attrs["metavar"] = spec.metavar
     group.addoption(spec.pytest[0], **attrs)
+
+
+def value_options() -> frozenset[str]:
+    """The long ``--fluxloop-*`` options that take a value (``--fluxloop-config PATH`` ...).
+
+    xdist needs them as one ``--option=value`` word for remote workers (see
+    :func:`.xdist.remote_args`); on/off flags take none.
+    """
+    names = {"--fluxloop-config"}
+    names.update(spec.pytest[0] for spec in OVERRIDES if spec.pytest and spec.kind != "bool")
+    return frozenset(names)
 
 
 # Option types argparse converts; every other kind stays text until overrides_from_options.

@@ -7,6 +7,7 @@ usage errors. Running cases is :mod:`.runner`'s job; writing results is :mod:`.c
 
 from __future__ import annotations
 
+import ast
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,15 @@ from ..errors import FluxloopWarning
 from .options import config_path, overrides_from_options
 from .signals import ProcessGuard
 from .usage import usage_errors
-from .xdist import is_worker, run_seed
+from .xdist import is_worker, locate_config, plan_mismatch, run_seed
+
+CONFIGURED_KEY = "config"
+"""Experiment key of the ``--fluxloop-config`` experiment (there is one per run).
+
+Keys travel with each record from xdist workers to the controller, which writes the record
+to the experiment with the same key: a key must not depend on where a host keeps its copy of
+the project (a worker on another machine has its own checkout), so no absolute path in it.
+"""
 
 if TYPE_CHECKING:
     from ..artifacts.resume import ResumeState
@@ -44,6 +53,9 @@ class PluginState:
         self.runner: CaseRunner | None = None
         self.controller: Controller | None = None
         """The writer of results; None in an xdist worker."""
+        self.plan_error: str | None = None
+        """In an xdist worker: why its experiment is not the controller's (a collection
+        error of its file node)."""
         self.guard = ProcessGuard()
         self._seed: int | None = None
 
@@ -70,8 +82,14 @@ class PluginState:
         resume_dir = self.config.getoption("fluxloop_resume")
         if resume_dir:
             self._read_resume(Path(resume_dir))
+        # A worker on another host loads its own copy of the project.
+        path = locate_config(self.config, path)
         self.experiment = self._load(path, {})
-        self.experiment.key = f"config:{path}"
+        self.experiment.key = CONFIGURED_KEY
+        if not self.is_controller:
+            self.plan_error = plan_mismatch(
+                self.config, self.experiment.name, (c.case_id for c in self.experiment.cases)
+            )
         if self.resume is not None:
             from ..artifacts.resume import check_matches
 
@@ -106,8 +124,9 @@ class PluginState:
         key = (str(path), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
         if key not in self.marker_experiments:
             experiment = self._load(path, kwargs)
-            # Its own folder, apart from a --fluxloop-config run of the same file.
-            experiment.key = f"marker:{key!r}"
+            # Its own folder, apart from a --fluxloop-config run of the same file; named by
+            # its place in the project, the same on every host (see CONFIGURED_KEY).
+            experiment.key = marker_key(path, self.config.rootpath, kwargs)
             self.marker_experiments[key] = experiment
         return self.marker_experiments[key]
 
@@ -146,6 +165,37 @@ class PluginState:
         return self.config.hook.pytest_fluxloop_supervisor(config=self.config, settings=settings)
 
     def experiment_by_key(self, key: str) -> Experiment | None:
-        """The loaded experiment with this key (configured or marker), if any."""
+        """The experiment with this key (configured or marker), if any.
+
+        A marker experiment the controller has not loaded is loaded from its key: under
+        xdist the controller collects nothing, so the first it hears of a marker experiment
+        is a worker's record, and without this the record would have nowhere to go.
+        """
         candidates = [self.experiment, *self.marker_experiments.values()]
-        return next((e for e in candidates if e is not None and e.key == key), None)
+        found = next((e for e in candidates if e is not None and e.key == key), None)
+        if found is None and key.startswith(MARKER_PREFIX):
+            found = self._marker_from_key(key)
+        return found
+
+    def _marker_from_key(self, key: str) -> Experiment | None:
+        try:
+            where, arguments = ast.literal_eval(key[len(MARKER_PREFIX) :])
+            kwargs = {str(name): ast.literal_eval(text) for name, text in arguments}
+        except (ValueError, SyntaxError, TypeError):
+            return None  # arguments whose repr is not a literal: not rebuildable
+        experiment = self.experiment_for_marker(str(where), kwargs)
+        return experiment if experiment.key == key else None
+
+
+MARKER_PREFIX = "marker:"
+
+
+def marker_key(path: Path, rootpath: Path, kwargs: dict[str, Any]) -> str:
+    """A marker experiment's key: its config relative to the rootdir (absolute if outside),
+    and the marker's arguments."""
+    try:
+        where = path.relative_to(rootpath).as_posix()
+    except ValueError:
+        where = path.as_posix()
+    arguments = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+    return f"{MARKER_PREFIX}{(where, arguments)!r}"

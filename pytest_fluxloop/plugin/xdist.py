@@ -18,18 +18,27 @@ xdist knows nothing about. Two consequences are handled here:
   (reported as ``rerun``, no record), a case that was alone in flight is recorded
   ``crashed`` by whichever worker gets it (without running it again), and when several were
   in flight each of them runs again on its own, so a second crash names the culprit.
+- **Remote workers** (``--tx ssh=...``, ``--tx socket=...``, any ``//chdir=``). xdist rewrites
+  every command-line word that names an existing file relative to an ``--rsyncdir`` root, and
+  stops with an INTERNALERROR on one outside them: our ``--fluxloop-config PATH`` is joined
+  into one ``--fluxloop-config=PATH`` word first (:func:`remote_args`). Each worker loads the
+  experiment from its own host's copy of the project (:func:`locate_config`), checks that it
+  plans the controller's cases (:func:`plan_digest`), and tags its records with a key that
+  does not depend on where that copy lives, so the controller matches every one of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import itertools
 import os
 import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,6 +46,7 @@ import pytest
 
 from .keys import RECORD_ATTR
 from .nodeids import case_id_of, count_cases
+from .options import value_options
 
 if TYPE_CHECKING:
     from ..plan import Case
@@ -45,6 +55,10 @@ R = TypeVar("R")
 
 SEED_KEY = "fluxloop_seed"
 """``workerinput`` key carrying the controller's run seed to each worker."""
+CONFIG_PATHS_KEY = "fluxloop_config_paths"
+"""``workerinput`` key: where else a worker may find the config, relative to its project."""
+PLAN_KEY = "fluxloop_plan"
+"""``workerinput`` key: :func:`plan_digest` of the controller's experiment."""
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -93,6 +107,141 @@ def prefer_worksteal(config: pytest.Config) -> None:
     numprocesses = getattr(config.option, "numprocesses", None)
     if numprocesses and getattr(config.option, "dist", None) == "no":
         config.option.dist = "worksteal"
+
+
+# ---------------------------------------------------------------------- remote workers
+
+
+def is_remote(spec: Any) -> bool:
+    """Whether xdist treats the gateway ``spec`` as remote: not a local ``popen``, or one with
+    ``//chdir=`` (xdist's own test before it rewrites path arguments for rsync)."""
+    return not getattr(spec, "popen", False) or bool(getattr(spec, "chdir", None))
+
+
+REMOTE_VALUE_OPTIONS = frozenset({"--rsyncdir", "--rsyncignore"})
+"""xdist's own path options, which its rsync rewriting trips over just like ours."""
+
+
+def remote_args(args: Sequence[str]) -> list[str]:
+    """``args`` with each ``--fluxloop-... VALUE`` pair joined into ``--fluxloop-...=VALUE``.
+
+    For remote workers xdist makes every word that names an existing path relative to an
+    rsync root, and fails on any other (even a relative one inside the project, even ``.``).
+    The value of an option is no test path: as one word it is passed on untouched, and the
+    worker resolves it on its own host (:func:`locate_config`).
+    """
+    joined = value_options() | REMOTE_VALUE_OPTIONS
+    out: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in joined and index + 1 < len(args):
+            out.append(f"{arg}={args[index + 1]}")
+            index += 2
+        else:
+            out.append(arg)
+            index += 1
+    return out
+
+
+def rewrite_for_remote(config: pytest.Config, specs: Iterable[Any]) -> None:
+    """Before xdist sets up remote workers, give it our option values as single words.
+
+    xdist reads the words from ``config.invocation_params.args`` (a frozen dataclass, so it is
+    replaced, with the same meaning: argparse reads ``--opt=value`` as ``--opt value``).
+    """
+    if not any(is_remote(spec) for spec in specs):
+        return
+    params = config.invocation_params
+    args = remote_args([str(arg) for arg in params.args])
+    if args != list(params.args):
+        config.invocation_params = dataclasses.replace(params, args=tuple(args))
+
+
+def project_relative(path: Path, roots: Iterable[Path]) -> list[str]:
+    """``path`` relative to each of ``roots`` that holds it (POSIX form, for another host)."""
+    found: list[str] = []
+    for root in roots:
+        try:
+            relative = path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        if relative not in found:
+            found.append(relative)
+    return found
+
+
+def config_hints(
+    path: Path, rootpath: Path, rsync_roots: Iterable[Path]
+) -> dict[str, str | list[str] | None]:
+    """Where a worker may find the controller's config ``path`` in its host's copy:
+    ``project``, relative to the rootdir (None if outside it), and ``rsync``, the
+    ``<root name>/...`` places xdist's rsync gives it in the worker's working folder."""
+    inside = project_relative(path, [rootpath])
+    rsync = [f"{root.name}/{rel}" for root in rsync_roots for rel in project_relative(path, [root])]
+    return {"project": inside[0] if inside else None, "rsync": rsync}
+
+
+def locate_config(config: pytest.Config, given: Path) -> Path:
+    """The experiment config a worker loads: the controller's config at its place in this
+    host's copy of the project, else ``given`` (the option resolved on this host), else
+    where xdist's rsync put it.
+
+    A worker on another host has its own checkout (``//chdir=``): its own copy is loaded even
+    when an absolute ``--fluxloop-config`` also exists there, so node ids are relative to its
+    rootdir like the controller's. With xdist's rsync the copy is ``<root name>/...`` in the
+    worker's working folder.
+    """
+    if not is_worker(config):
+        return given
+    workerinput = getattr(config, "workerinput", {})
+    hints = workerinput.get(CONFIG_PATHS_KEY) or {}
+    project = hints.get("project")
+    candidates = [config.rootpath / project] if project else []
+    candidates.append(given)
+    candidates += [config.invocation_params.dir / hint for hint in hints.get("rsync") or []]
+    tried: list[Path] = []
+    for candidate in candidates:
+        resolved = candidate.resolve()
+        if resolved.is_file():
+            return resolved
+        if resolved not in tried:
+            tried.append(resolved)
+    listed = ", ".join(str(path) for path in tried)
+    raise pytest.UsageError(
+        f"pytest-fluxloop: worker {worker_id(config)} found no experiment config on its host "
+        f"(tried {listed}); install or check out the project there and point --tx ...//chdir= "
+        "at it, or use a --fluxloop-config path that is valid on every host"
+    )
+
+
+def plan_digest(experiment_name: str, case_ids: Iterable[str]) -> str:
+    """A fingerprint of the cases an experiment plans: every worker must plan the same."""
+    digest = hashlib.sha256(experiment_name.encode())
+    for case_id in sorted(case_ids):
+        digest.update(b"\0" + case_id.encode())
+    return digest.hexdigest()[:16]
+
+
+def plan_mismatch(
+    config: pytest.Config, experiment_name: str, case_ids: Iterable[str]
+) -> str | None:
+    """In a worker: why its copy of the project plans other cases than the controller's
+    (another config or inputs version on that host), or None if it plans the same.
+
+    Its records would describe cases the controller never planned. The worker reports this
+    as a collection error, which stops xdist cleanly; an error while it configures would
+    count as a crash, and xdist would start the worker again and again.
+    """
+    workerinput = getattr(config, "workerinput", None)
+    expected = workerinput.get(PLAN_KEY) if isinstance(workerinput, dict) else None
+    if expected is None or plan_digest(experiment_name, case_ids) == expected:
+        return None
+    return (
+        f"pytest-fluxloop: worker {worker_id(config)} (in {config.invocation_params.dir}) "
+        f"plans other cases for experiment {experiment_name!r} than the controller: its copy "
+        "of the project (config, inputs) differs; give every host the same version"
+    )
 
 
 STEAL_REFUSAL_DELAY = 0.25
@@ -285,21 +434,50 @@ class CrashLedger:
 class ControllerHooks:
     """xdist-only hooks of the controller, registered only when pytest-xdist is active."""
 
-    def __init__(self, seed: int, experiment_name: str | None, on_selected: Any) -> None:
+    def __init__(
+        self,
+        seed: int,
+        experiment_name: str | None,
+        on_selected: Any,
+        *,
+        config: pytest.Config | None = None,
+        config_path: Path | None = None,
+        plan: str | None = None,
+    ) -> None:
         self.seed = seed
         self.experiment_name = experiment_name
         self.on_selected = on_selected
+        self.config = config
+        self.config_path = config_path
+        """The configured experiment's file on this (the controller's) host."""
+        self.plan = plan
+        """:func:`plan_digest` of the configured experiment, checked by every worker."""
         self.ledger: CrashLedger | None = None
         self._recorded: set[str] = set()
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: Sequence[Any]) -> None:
+        """Join our option values into single words before xdist sends the arguments to
+        remote workers (see :func:`rewrite_for_remote`)."""
+        rewrite_for_remote(config, specs)
+
     def pytest_configure_node(self, node: Any) -> None:
-        """Send the run seed to each worker so ``seed: null`` orders cases identically, and
-        the folder where it marks the cases it has in flight."""
+        """Send each worker the run seed (so ``seed: null`` orders cases identically), the
+        folder where it marks the cases it has in flight, and where the config sits in the
+        project and which cases it plans (so a worker on another host loads the same
+        experiment from its own copy)."""
         node.workerinput[SEED_KEY] = self.seed
         if self.experiment_name is not None:
             if self.ledger is None:
                 self.ledger = CrashLedger(Path(tempfile.mkdtemp(prefix="fluxloop-xdist-")))
             node.workerinput[INFLIGHT_KEY] = str(self.ledger.root)
+        if self.config_path is not None and self.config is not None:
+            roots = getattr(getattr(node, "nodemanager", None), "roots", None) or []
+            node.workerinput[CONFIG_PATHS_KEY] = config_hints(
+                self.config_path, self.config.rootpath, [Path(root) for root in roots]
+            )
+        if self.plan is not None:
+            node.workerinput[PLAN_KEY] = self.plan
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -9,7 +9,7 @@ a :class:`RunListener` (the pytest hooks) about each record and the final summar
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,7 +17,13 @@ from ..errors import ArtifactWriteError
 from ..records import ExperimentSummary, TraceRecord
 from ..sinks.base import RunEnd, RunStart, Sink
 from ..sinks.files import FileSink
-from .status import final_status
+from .status import (
+    EXIT_MISSING_RECORDS,
+    MISSING_IDS_KEPT,
+    final_status,
+    missing_records,
+    status_with_missing,
+)
 
 if TYPE_CHECKING:
     from ..artifacts.resume import ResumeState
@@ -51,6 +57,7 @@ class RunRecorder:
         listener: RunListener | None = None,
         extra_metadata: dict[str, Any] | None = None,
         resumed_cases: int = 0,
+        resumed_case_ids: Collection[str] = (),
     ) -> None:
         self.experiment = experiment
         self.sinks = list(sinks)
@@ -63,6 +70,13 @@ class RunRecorder:
         self.summary: ExperimentSummary | None = None
         self.write_error: ArtifactWriteError | None = None
         """The first failed write (disk full...): the run must stop, see :meth:`append`."""
+        self.offered: set[str] = set()
+        """Case ids of every record handed to :meth:`append`, written or not."""
+        self.written: set[str] = set(resumed_case_ids)
+        """Case ids with a record in the files: appended by this run, or done by the run
+        being resumed (a set of strings: small even at tens of thousands of cases)."""
+        self.missing: list[str] = []
+        """Set by :meth:`finish`: cases that reported but have no record (sorted)."""
         self._opened = False
 
     @classmethod
@@ -83,6 +97,7 @@ class RunRecorder:
             listener=listener,
             extra_metadata=extra_metadata,
             resumed_cases=len(resume.done) if resume is not None else 0,
+            resumed_case_ids=resume.done.keys() if resume is not None else (),
         )
 
     @property
@@ -119,6 +134,7 @@ class RunRecorder:
                 "target": cfg.simulation.runner.target_spec,
                 "inputs_source": experiment.plan.source,
                 "plan": experiment.plan.describe(),
+                **experiment.plan.run_metadata(),
                 "host": platform.node(),
                 **self.extra_metadata,
             },
@@ -137,6 +153,7 @@ class RunRecorder:
                 :meth:`finish` it: the summary then counts what is on disk.
         """
         self.open()
+        self.offered.add(record.case_id)
         try:
             for sink in self.sinks:
                 sink.append(record)
@@ -145,6 +162,7 @@ class RunRecorder:
                 self.write_error = exc
             raise
         self.records += 1
+        self.written.add(record.case_id)
         if not record.success or record.test_outcome == "failed":
             self.failed += 1
         if self.listener is not None:
@@ -157,22 +175,37 @@ class RunRecorder:
         cut_off: bool = False,
         stopped: bool = False,
         selected: int | None = None,
+        reported: Collection[str] = (),
     ) -> ExperimentSummary | None:
         """Finish every sink with the final status; returns the run's summary (once).
 
         ``cut_off``: the run ended by an interrupt or exception. ``stopped``: it was asked to
         stop early (``-x``, a fatal error); with fewer records than the ``selected`` cases
         (default: the whole plan) it is ``interrupted``.
+
+        ``reported``: the case ids whose items reported a result in this session (the
+        pytest controller's count, independent of the records that arrived). Those and every
+        case offered to :meth:`append` must have a written record
+        (:func:`~.status.missing_records`); any that has none is listed in
+        :attr:`missing` and in the summary, and a run that would be ``complete`` is
+        ``incomplete``, with exit code :data:`~.status.EXIT_MISSING_RECORDS` instead of 0
+        or 1.
         """
         if self.summary is not None or not self._opened:
             return self.summary
         todo = selected if selected is not None else self.experiment.plan.total
         unfinished = self.records < todo
+        self.missing = missing_records(self.offered.union(reported), self.written)
+        status = final_status(exit_code, cut_off=cut_off, stopped=stopped, unfinished=unfinished)
+        if self.missing and exit_code in (0, 1):
+            exit_code = EXIT_MISSING_RECORDS  # what the pytest session exits with then
         end = RunEnd(
-            status=final_status(exit_code, cut_off=cut_off, stopped=stopped, unfinished=unfinished),
+            status=status_with_missing(status, self.missing),
             exit_code=exit_code,
             total_cases=self.resumed_cases + todo,
             leaked_threads=self.experiment.leaked_threads,
+            missing_cases=len(self.missing),
+            missing_case_ids=tuple(self.missing[:MISSING_IDS_KEPT]),
         )
         summaries = [sink.finish(end) for sink in self.sinks]
         self.summary = next((s for s in summaries if s is not None), None)

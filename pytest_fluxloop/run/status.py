@@ -6,6 +6,7 @@ the ``@pytest.mark.fluxloop`` fixture), so they can't disagree.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..engine.executor import CaseResult
@@ -31,6 +32,8 @@ def final_status(
     ``Experiment.run``) or stopped early (``-x``, ``--maxfail``, a fatal provider error) with
     selected cases left unrun; ``complete`` when it ran to its end (failed cases included:
     exit codes 0 and 1); ``failed`` when the harness itself failed (internal or usage error).
+    (``incomplete``, a run that ended but lost records, is decided by the recorder with
+    :func:`status_with_missing`.)
 
     A fatal configuration stop (bad key, no quota, unknown model) has exit code 4 like any
     configuration error: ``interrupted`` while cases were left unrun (fix the setting, then
@@ -41,6 +44,51 @@ def final_status(
     if exit_code in (None, 0, 1):
         return "complete"
     return "failed"
+
+
+MISSING_IDS_KEPT = 100
+"""At most this many missing case ids are listed in ``summary.json`` (all are counted)."""
+MISSING_IDS_SHOWN = 5
+"""At most this many missing case ids are named in the terminal warning."""
+EXIT_MISSING_RECORDS = EXIT_INTERRUPTED
+"""The exit code of a session that would have exited 0 or 1 but lost records: 2, as when
+results can't be written (disk full), since both leave cases that reported a result
+without one on disk (``--resume`` runs them again); never 0, and not 1, which only says
+that cases failed."""
+
+
+def missing_records(reported: Collection[str], written: Collection[str]) -> list[str]:
+    """The case ids that reported a result but have no written record, sorted.
+
+    The invariant that makes silent loss impossible: every case whose item reported an
+    outcome in this session (``reported``) must have a record in the files (``written``:
+    appended in this session, or already done in the folder being resumed). Cases that
+    never reported (deselected, ``-k``, ``--lf``, left unrun by ``-x``) are not in
+    ``reported`` and are not missing; a written record whose case did not report (a crash
+    record, a resumed case) is not an error either.
+    """
+    return sorted(case_id for case_id in set(reported) if case_id not in written)
+
+
+def status_with_missing(status: FinalStatus, missing: Sequence[str]) -> FinalStatus:
+    """``status`` once ``missing`` cases are known to have no record: a run that would be
+    ``complete`` is ``incomplete``; ``interrupted`` and ``failed`` already say it is not."""
+    return "incomplete" if missing and status == "complete" else status
+
+
+def missing_warning(experiment_name: str, missing: Sequence[str], location: Path | None) -> str:
+    """The terminal warning for cases that reported but whose records were not written."""
+    shown = ", ".join(missing[:MISSING_IDS_SHOWN])
+    more = (
+        f" and {len(missing) - MISSING_IDS_SHOWN} more" if len(missing) > MISSING_IDS_SHOWN else ""
+    )
+    folder = f" {location}" if location is not None else " <experiment folder>"
+    return (
+        f"pytest-fluxloop: {len(missing)} case(s) of experiment '{experiment_name}' reported "
+        f"a result but have no record in the files ({shown}{more}): the summary says "
+        f"'incomplete' and lists them; run them again with --resume{folder} "
+        f"(pytest: --fluxloop-resume{folder})"
+    )
 
 
 def fatal_reason(result: CaseResult, redactor: Redactor | None = None) -> str | None:

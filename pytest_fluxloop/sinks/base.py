@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 from ..records import ExperimentSummary, TraceRecord
 
-FinalStatus = Literal["complete", "interrupted", "failed"]
+FinalStatus = Literal["complete", "incomplete", "interrupted", "failed"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,11 @@ class RunEnd:
     exit_code: int | None
     total_cases: int
     leaked_threads: int = 0
+    missing_cases: int = 0
+    """Cases that reported a result but whose record was never written (status
+    ``incomplete``)."""
+    missing_case_ids: tuple[str, ...] = ()
+    """The first of them (see ``run.status.MISSING_IDS_KEPT``)."""
 
 
 class Sink(Protocol):

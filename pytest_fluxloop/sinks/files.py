@@ -146,4 +146,6 @@ class FileSink:
         assert self.writer is not None, "FileSink.finish before open"
         self.writer.total_cases = end.total_cases
         self.writer.leaked_threads = end.leaked_threads
+        self.writer.missing_cases = end.missing_cases
+        self.writer.missing_case_ids = list(end.missing_case_ids)
         return self.writer.finish(end.status, exit_code=end.exit_code)
