@@ -229,8 +229,17 @@ class Controller:
         state = self.state
         if state.runner is not None:
             state.runner.cancel()
-        # -x / --maxfail / a stop request leave selected cases unrun: not "complete".
-        stopped = bool(session.shouldstop or session.shouldfail)
+        # -x / --maxfail / a stop request leave selected cases unrun: not "complete". Under
+        # xdist the stop is xdist's own, which pytest's session does not see: its shouldstop
+        # (a worker's -x) or, when crashed workers may not be replaced (--max-worker-restart),
+        # the summary line it keeps for that stop (xdist 3.x has no public flag for it).
+        dsession = self.config.pluginmanager.get_plugin("dsession")
+        stopped = bool(
+            session.shouldstop
+            or session.shouldfail
+            or getattr(dsession, "shouldstop", False)
+            or getattr(dsession, "_summary_report", None)
+        )
         self._open_for_lost_records()
         lost = bool(self._lost)
         for key, recorder in self.recorders.items():
