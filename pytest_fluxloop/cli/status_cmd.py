@@ -42,9 +42,10 @@ class ExperimentEntry:
 
     path: Path
     status: str
-    """``complete``, ``interrupted``, ``failed``, ``running`` (from ``summary.json``),
-    ``died`` (``running``, its process gone on this host), ``incomplete`` (no
-    ``summary.json``) or ``unreadable`` (a ``summary.json`` that does not parse)."""
+    """``complete``, ``incomplete`` (cases reported without a record), ``interrupted``,
+    ``failed``, ``running`` (from ``summary.json``), ``died`` (``running``, its process gone
+    on this host), ``incomplete`` also for a folder with no ``summary.json``, or
+    ``unreadable`` (a ``summary.json`` that does not parse)."""
     total_traces: int | None
     total_cases: int | None
     successful: int | None
@@ -343,8 +344,8 @@ def status_group(ctx: click.Context, **options: Any) -> None:
     """Show the config found, its output directory and the experiments there, newest first.
 
     Each experiment folder is listed with its status (complete, interrupted, failed,
-    running, died: its process is gone, incomplete: no summary.json), its traces (written /
-    selected), successes, failures and start time. Read-only.
+    running, died: its process is gone, incomplete: records missing or no summary.json),
+    its traces (written / selected), successes, failures and start time. Read-only.
     """
     ctx.obj = options  # defaults for the legacy subcommands
     if ctx.invoked_subcommand is None:
