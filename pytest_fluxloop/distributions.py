@@ -21,6 +21,7 @@ import importlib.machinery
 import importlib.util
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ __all__ = [
     "MARKER",
     "OUR_DISTRIBUTION",
     "conflict_advice",
+    "conflict_report",
     "conflicting_distributions",
     "foreign_fluxloop_message",
     "is_ours",
@@ -263,3 +265,22 @@ def _owners(where: str) -> tuple[str, ...]:
                     owners.append(label)
                     break
     return tuple(dict.fromkeys(owners))
+
+
+def conflict_report(foreign: str | None, conflicts: Sequence[str]) -> str | None:
+    """The one message about another FluxLoop installation, or None when there is none.
+
+    One message (not one per problem) so it reads as one thing to fix: what ``import
+    fluxloop`` really loads (``foreign``, from :func:`foreign_fluxloop_message`, its advice
+    left out), the conflicting distributions, then :func:`conflict_advice` once.
+    """
+    if foreign is None and not conflicts:
+        return None
+    parts = ["another FluxLoop installation conflicts with pytest-fluxloop."]
+    if foreign is not None:
+        parts.append(foreign)
+    if conflicts:
+        parts.append("Conflicting distributions installed:")
+        parts += [f"  - {conflict}" for conflict in conflicts]
+    parts.append(conflict_advice())
+    return "\n".join(parts)

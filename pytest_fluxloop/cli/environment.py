@@ -58,22 +58,12 @@ def conflict_problems() -> tuple[str | None, list[str], str]:
 
 
 def conflict_warning() -> str | None:
-    """The startup warning of ``fluxloop run experiment``, or None when nothing conflicts.
+    """The startup warning of ``fluxloop run experiment``, or None when nothing conflicts."""
+    from ..distributions import conflict_report
 
-    One message (not one per problem) so it reads as one thing to fix: what ``import
-    fluxloop`` really loads, the conflicting distributions, then the advice.
-    """
-    foreign, conflicts, advice = conflict_problems()
-    if foreign is None and not conflicts:
-        return None
-    parts = ["Warning: another FluxLoop installation conflicts with pytest-fluxloop."]
-    if foreign is not None:
-        parts.append(foreign)
-    if conflicts:
-        parts.append("Conflicting distributions installed:")
-        parts += [f"  - {conflict}" for conflict in conflicts]
-    parts.append(advice)
-    return "\n".join(parts)
+    foreign, conflicts, _ = conflict_problems()
+    report = conflict_report(foreign, conflicts)
+    return None if report is None else f"Warning: {report}"
 
 
 @dataclass(frozen=True)

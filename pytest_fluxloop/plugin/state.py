@@ -150,16 +150,16 @@ class PluginState:
 
     def _warn_conflicts(self) -> None:
         """Warn when the earlier FluxLoop SDK or CLI is installed beside us (same names)."""
-        from ..distributions import conflict_advice, conflicting_distributions
+        from ..distributions import conflict_report, conflicting_distributions
 
         if self.conflicts_warned:
             return
         self.conflicts_warned = True
-        found = conflicting_distributions(commands=False)
-        if found:
-            listed = "; ".join(found)
-            message = f"another FluxLoop installation conflicts with pytest-fluxloop: {listed}"
-            warnings.warn(FluxloopWarning(f"{message}\n{conflict_advice()}"), stacklevel=1)
+        # Distributions only: a foreign `import fluxloop` is the engine's notice, said once
+        # the agent's module has run its imports.
+        report = conflict_report(None, conflicting_distributions(commands=False))
+        if report is not None:
+            warnings.warn(FluxloopWarning(report), stacklevel=1)
 
     def _supervisor_hook(self, settings: Any) -> Any:
         return self.config.hook.pytest_fluxloop_supervisor(config=self.config, settings=settings)

@@ -164,3 +164,16 @@ def test_advice_names_the_cli_module_that_exists() -> None:
     assert "pip uninstall -y fluxloop fluxloop-cli" in advice
     assert f"python -m {distributions.CLI_MODULE}" in advice
     assert importlib.util.find_spec(f"{distributions.CLI_MODULE}.__main__") is not None
+
+
+def test_conflict_report_is_one_message_with_the_advice_once() -> None:
+    from pytest_fluxloop.distributions import conflict_advice, conflict_report
+
+    assert conflict_report(None, []) is None
+    report = conflict_report("`import fluxloop` loads /x/fluxloop", ["fluxloop 0.1.8 (/x): why"])
+    assert report is not None
+    lines = report.splitlines()
+    assert lines[0] == "another FluxLoop installation conflicts with pytest-fluxloop."
+    assert lines[1] == "`import fluxloop` loads /x/fluxloop"
+    assert "  - fluxloop 0.1.8 (/x): why" in lines
+    assert report.endswith(conflict_advice()) and report.count(conflict_advice()) == 1
