@@ -34,7 +34,7 @@ from ..errors import FluxloopError
 from ..records import ErrorInfo, TraceRecord
 from ..redact import Redactor
 from .paths import check_output_option, check_writable, resolve_output_root
-from .resume import ResumeState, _parse_time, read_resume_state
+from .resume import ResumeState, parse_time, read_resume_state
 from .writer import (
     CONFIG_FILE,
     DEFAULT_MAX_FIELD_CHARS,
@@ -323,7 +323,7 @@ def merge_experiments(
     for index, folder in enumerate(folders):
         for record in folder.records:
             case_id = record["case_id"]
-            when = _parse_time(record.get("completed_at")) or datetime.min
+            when = parse_time(record.get("completed_at")) or datetime.min
             rank = (_naive(when), index)
             if case_id not in chosen:
                 order.append(case_id)
@@ -362,7 +362,7 @@ def merge_experiments(
     sim = first.config.get("simulation") if isinstance(first.config.get("simulation"), dict) else {}
     assert isinstance(sim, dict)
     max_chars = sim.get("artifact_field_max_chars")
-    starts = [t for t in (_parse_time(f.summary.get("started_at")) for f in folders) if t]
+    starts = [t for t in (parse_time(f.summary.get("started_at")) for f in folders) if t]
     metadata = {k: v for k, v in first.metadata.items() if k not in _WRITER_KEYS}
     for key in ("shard", "pytest_args"):  # the first shard's, not the merged folder's
         metadata.pop(key, None)

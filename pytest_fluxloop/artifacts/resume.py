@@ -107,7 +107,7 @@ def read_resume_state(path: Path) -> ResumeState:
     state = ResumeState(
         path=path,
         seed=summary.get("seed") if isinstance(summary.get("seed"), int) else None,
-        started_at=_parse_time(summary.get("started_at")),
+        started_at=parse_time(summary.get("started_at")),
         runs=[*summary.get("resumed_runs", []), summary.get("run_id", "?")] if summary else [],
         trace_ids=trace_ids,
     )
@@ -341,7 +341,9 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An artifact timestamp (ISO 8601, ``Z`` or offset) as a datetime; None if not one.
+    Resume and merge read ``started_at`` / ``completed_at`` with it."""
     if not isinstance(value, str):
         return None
     try:
