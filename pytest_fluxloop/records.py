@@ -24,6 +24,25 @@ ErrorKind = Literal["agent", "timeout", "infrastructure", "supervisor"]
 
 SummaryStatus = Literal["running", "complete", "incomplete", "interrupted", "failed"]
 
+OBSERVATION_KINDS = ("agent", "span", "tool", "generation", "event", "chain", "retriever")
+"""What an observation is about (``Observation.kind``): an agent entry point, any other span,
+a tool call, an LLM call, a point event, a framework step (a LangChain chain, a LangGraph
+node) or a retrieval."""
+
+ROLES = ("agent", "supervisor", "judge", "generator")
+"""Who made an observation (``Observation.role``): the agent under test, or one of the
+harness's own LLM roles, whose calls are never counted as the agent's."""
+
+TOKEN_COUNT_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+)
+"""The token counts of one LLM call (``metadata.usage`` of a generation's ``span_end``) and of
+each role in ``TraceRecord.token_usage``. A count the provider did not send is ``null``."""
+
 
 def utcnow() -> datetime:
     """Timezone-aware current UTC time (all artifact timestamps are UTC)."""
@@ -75,6 +94,15 @@ class Observation(BaseModel):
     error: str | None = None
     duration_ms: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    kind: str | None = Field(
+        default=None,
+        description="agent | span | tool | generation | event | chain | retriever "
+        "(null on lines written before kinds existed).",
+    )
+    role: str | None = Field(
+        default=None,
+        description="Who made it: agent | supervisor | judge | generator.",
+    )
     input_truncated: TruncationInfo | None = None
     output_truncated: TruncationInfo | None = None
     error_truncated: TruncationInfo | None = None
@@ -118,8 +146,18 @@ class TraceRecord(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     multi_turn: MultiTurnInfo | None = None
     conversation_state: dict[str, Any] | None = None
-    token_usage: dict[str, Any] | None = None
+    token_usage: dict[str, Any] | None = Field(
+        default=None,
+        description="Token counts by role ({agent: {...}, supervisor: {...}}), each with "
+        "input_tokens, output_tokens, cached_tokens, reasoning_tokens, total_tokens (null "
+        "when no call of that role reported it), calls and calls_without_usage.",
+    )
     observations: list[Observation] = Field(default_factory=list)
+    observations_dropped: int = Field(
+        default=0,
+        description="Observations not kept because the trace reached its limit "
+        "(capture.max_observations).",
+    )
     test_outcome: Literal["passed", "failed", "skipped"] | None = Field(
         default=None, description="Outcome of the pytest item that ran this case."
     )
@@ -143,6 +181,7 @@ SUMMARY_KEYS = (
     "success",
     "status",
     "attempts",
+    "token_usage",
 )
 """Keys of a trace copied into ``trace_summary.jsonl`` (plus :data:`SUMMARY_DERIVED_KEYS`)."""
 
@@ -377,5 +416,10 @@ class ExperimentSummary(BaseModel):
     missing_case_ids: list[str] = Field(
         default_factory=list,
         description="The first of those case ids (sorted; at most 100, see missing_cases).",
+    )
+    token_usage: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's token counts by role, summed over its traces (same shape as "
+        "a trace's token_usage); null when no trace reported any.",
     )
     config_snapshot: dict[str, Any] = Field(default_factory=dict)

@@ -168,6 +168,12 @@ def is_secret_key(key: str) -> bool:
     return last == "key" and len(parts) > 1 and parts[-2] in _KEY_QUALIFIERS
 
 
+def _normal_key(key: str) -> str:
+    """A key name compared case-insensitively, without separators (``X-Session_ID`` →
+    ``xsessionid``)."""
+    return _NON_ALNUM.sub("", key.lower())
+
+
 @functools.lru_cache(maxsize=4096)
 def _is_secret_env_name(name: str) -> bool:
     # Cached by name: redact() reads the environment's values on every call (a key exported
@@ -197,6 +203,10 @@ class Redactor:
         include_env: also scrub the values of secret environment variables, read now.
         environ: the environment to read instead of ``os.environ`` (for tests).
         max_depth: nesting beyond this is replaced by ``"<max depth>"``.
+        extra_keys: more key names whose values are secrets (``capture.redact_keys``),
+            compared case-insensitively without ``_``/``-``.
+        extra_patterns: more regular expressions whose matches are secrets
+            (``capture.redact_patterns``).
     """
 
     def __init__(
@@ -206,8 +216,12 @@ class Redactor:
         include_env: bool = True,
         environ: Mapping[str, str] | None = None,
         max_depth: int = 100,
+        extra_keys: Iterable[str] = (),
+        extra_patterns: Iterable[str] = (),
     ) -> None:
         literals = {s for s in extra_secrets if isinstance(s, str)}
+        self._extra_keys = frozenset(_normal_key(k) for k in extra_keys)
+        self._extra_patterns = tuple(re.compile(p) for p in extra_patterns)
         if include_env:
             literals |= secret_env_values(environ)
         self.literals: frozenset[str] = frozenset(
@@ -229,6 +243,8 @@ class Redactor:
         if self._literal_pattern is not None and any(s in text for s in self.literals):
             text = self._literal_pattern.sub(REDACTED, text)
         for pattern in _SHAPES:
+            text = pattern.sub(REDACTED, text)
+        for pattern in self._extra_patterns:
             text = pattern.sub(REDACTED, text)
         for pattern in _AUTH_SCHEMES:
             text = pattern.sub(_scheme_repl, text)
@@ -269,7 +285,9 @@ class Redactor:
                 out: dict[Any, Any] = {}
                 for k, v in obj.items():
                     if isinstance(k, str):
-                        if is_secret_key(k):
+                        if is_secret_key(k) or (
+                            self._extra_keys and _normal_key(k) in self._extra_keys
+                        ):
                             # None/bool carry no secret and keep configs readable.
                             out[self._key_text(k)] = (
                                 v if v is None or isinstance(v, bool) else REDACTED

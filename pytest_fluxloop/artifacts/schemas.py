@@ -105,6 +105,9 @@ class TraceSummaryLine(BaseModel):
     success: bool
     status: TraceStatus
     attempts: int
+    token_usage: dict[str, Any] | None = Field(
+        description="Token counts by role (the trace's token_usage)."
+    )
     error: str | None
     error_kind: ErrorKind | None
     conversation: list[ConversationEntry] = Field(

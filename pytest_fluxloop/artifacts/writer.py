@@ -61,6 +61,7 @@ from ..records import (
     utcnow,
 )
 from ..redact import Redactor
+from ..sdk.usage import RoleUsage, add_role_usage
 from .paths import make_experiment_dir, validate_experiment_name
 
 __all__ = [
@@ -256,6 +257,7 @@ class ExperimentWriter:
         self._duration_sum = 0.0
         self._by_status: Counter[str] = Counter()
         self._by_error_kind: Counter[str] = Counter()
+        self._token_usage: RoleUsage | None = None
         self._final: ExperimentSummary | None = None
         self._closed = False
         self.summary_extra: dict[str, Any] = {}
@@ -421,12 +423,21 @@ class ExperimentWriter:
 
     def _count(self, record: TraceRecord) -> None:
         error_kind = record.error.kind if record.error is not None else None
-        self._count_values(record.success, record.duration_ms, record.status, error_kind)
+        self._count_values(
+            record.success, record.duration_ms, record.status, error_kind, record.token_usage
+        )
 
     def _count_values(
-        self, success: bool, duration_ms: float, status: str, error_kind: str | None
+        self,
+        success: bool,
+        duration_ms: float,
+        status: str,
+        error_kind: str | None,
+        token_usage: Any = None,
     ) -> None:
         self._total += 1
+        if isinstance(token_usage, dict):
+            self._token_usage = add_role_usage(self._token_usage, token_usage)
         if success:
             self._successful += 1
         if math.isfinite(duration_ms):
@@ -444,6 +455,7 @@ class ExperimentWriter:
                     float(line.get("duration_ms") or 0.0),
                     str(line.get("status") or ("success" if line.get("success") else "error")),
                     line.get("error_kind"),
+                    line.get("token_usage"),
                 )
 
     # -- summary -----------------------------------------------------------------------
@@ -473,6 +485,7 @@ class ExperimentWriter:
             leaked_threads=self.leaked_threads,
             missing_cases=self.missing_cases,
             missing_case_ids=list(self.missing_case_ids),
+            token_usage=self._token_usage,
             pid=os.getpid(),
             host=platform.node(),
             config_snapshot=self.config_snapshot,

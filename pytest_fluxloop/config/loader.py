@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import ConfigError
+from ..redact import Redactor
 from .errors import format_validation_error
 from .models import (
     EvaluationConfig,
@@ -174,6 +175,17 @@ class LoadedConfig:
             if isinstance(value, str):
                 found.add(value)
         return frozenset(v for value in found for v in (value, value.strip()) if v)
+
+    def redactor(self) -> Redactor:
+        """A redactor for this run's artifacts and messages: its secrets (:meth:`secrets`),
+        the environment's, every credential shape, and ``capture.redact_keys`` /
+        ``capture.redact_patterns``."""
+        capture = self.simulation.capture
+        return Redactor(
+            extra_secrets=self.secrets(),
+            extra_keys=capture.redact_keys,
+            extra_patterns=capture.redact_patterns,
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready copy of all settings for ``config.yaml``/``summary.json`` (not redacted)."""

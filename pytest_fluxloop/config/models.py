@@ -236,6 +236,57 @@ class MultiTurnConfig(StrictModel):
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
 
 
+class CaptureConfig(StrictModel):
+    """``capture``: what each case's trace records besides the decorated spans."""
+
+    llm: bool = Field(
+        default=True,
+        description="Record the agent's openai/anthropic calls (model, messages, output, "
+        "token usage, latency) as generation observations.",
+    )
+    content: bool = Field(
+        default=True,
+        description="Keep messages and outputs of captured calls; false keeps only model, "
+        "parameters, usage and timings (privacy).",
+    )
+    langchain: bool = Field(
+        default=True,
+        description="Attach the LangChain/LangGraph callback handler to runnables invoked "
+        "in a case.",
+    )
+    langchain_hidden: bool = Field(
+        default=False, description="Also record LangChain runs tagged hidden."
+    )
+    max_observations: int = Field(
+        default=10_000,
+        ge=10,
+        le=10_000_000,
+        description="Observations kept per trace; beyond it they are counted "
+        "(observations_dropped on the trace), not kept.",
+    )
+    redact_keys: list[NonEmptyStr] = Field(
+        default_factory=list,
+        description="More key names whose values are redacted in every artifact "
+        "(besides api_key, authorization, token, password, secret ...).",
+    )
+    redact_patterns: list[NonEmptyStr] = Field(
+        default_factory=list,
+        description="More regular expressions whose matches are redacted in every artifact.",
+    )
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"redact_patterns: {pattern!r} is not a regular expression ({exc})"
+                ) from None
+        return value
+
+
 class LegacyOutputConfig(StrictModel):
     """``output``: the older block form (``directory``, ``format: jsonl``), still accepted."""
 
@@ -255,6 +306,7 @@ class SimulationConfig(StrictModel):
     runner: RunnerConfig
     replay_args: ReplayArgsConfig = Field(default_factory=ReplayArgsConfig)
     multi_turn: MultiTurnConfig = Field(default_factory=MultiTurnConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
     output_directory: str = "experiments"
     save_traces: bool = True
     save_aggregated_metrics: bool = True

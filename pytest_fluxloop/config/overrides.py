@@ -240,6 +240,19 @@ OVERRIDES: tuple[OverrideSpec, ...] = (
         ),
     ),
     OverrideSpec(
+        name="capture_llm",
+        kind="bool",
+        yaml=("capture", "llm"),
+        cli=("--capture-llm/--no-capture-llm",),
+        cli_help="Record the agent's openai/anthropic calls as generation observations "
+        "(capture.llm). [default: config]",
+        pytest=("--fluxloop-capture-llm", "--fluxloop-no-capture-llm"),
+        pytest_help=(
+            "record the agent's openai/anthropic calls (capture.llm)",
+            "do not record the agent's LLM calls (capture.llm: false)",
+        ),
+    ),
+    OverrideSpec(
         name="experiment_name",
         kind="str",
         yaml=("name",),

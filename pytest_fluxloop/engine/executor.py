@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AgentTimeout
+from ..integrations import case_capture
 from ..llm.retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
 from ..plan import Case
 from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
-from ..sdk.context import trace_context
+from ..sdk.context import DEFAULT_CAPTURE, CaptureSettings, trace_context
 from .agent_threads import AgentThreads, Job
 from .async_loop import AsyncCall, Blocked, LoopBlocked, SharedLoop
 from .drivers import Driver, DriverOutcome, Resolve, SingleTurnDriver
@@ -62,6 +63,8 @@ class RunSettings:
     retry_on: tuple[str, ...] = ()
     stream_output_path: str | None = None
     """Where a streaming agent's items hold their text (:mod:`.streams`)."""
+    capture: CaptureSettings = DEFAULT_CAPTURE
+    """What each case's trace records besides decorated spans (``capture:``)."""
 
 
 @dataclass
@@ -82,6 +85,8 @@ class _Attempt:
     blocked_loop: bool = False
     """This attempt's own task blocked the shared event loop."""
     observations: list[Observation] = field(default_factory=list)
+    dropped: int = 0
+    """Observations past the trace's limit (``capture.max_observations``)."""
 
 
 class CaseExecutor:
@@ -117,6 +122,7 @@ class CaseExecutor:
         t0 = time.perf_counter()
         rng = random.Random(case.seed)
         observations: list[Observation] = []
+        dropped = 0
         attempts = 0
         reruns = 0  # fresh attempts after another case blocked the loop: not retries
         gave_up = ""
@@ -124,6 +130,7 @@ class CaseExecutor:
             attempts += 1
             attempt = self._attempt(case, trace_id)
             observations.extend(attempt.observations)
+            dropped += attempt.dropped
             error = attempt.error
             if error is None:
                 break
@@ -193,6 +200,7 @@ class CaseExecutor:
             started_at=started_at,
             completed_at=utcnow(),
             observations=observations,
+            observations_dropped=dropped,
         )
         return CaseResult(
             record, output if info is None else None, fatal=bool(outcome and outcome.fatal)
@@ -261,10 +269,13 @@ class CaseExecutor:
         def work() -> None:
             # Writes go to `state`, never to `result`: a thread that ends after the deadline
             # must not overwrite the timeout the caller has recorded by then.
-            with trace_context(trace_id) as ctx:
+            with trace_context(trace_id, self.settings.capture) as ctx:
                 state["ctx"] = ctx
                 try:
-                    outcome = invoke(self.target.make_callable(), resolve)
+                    with case_capture(ctx) as notices:
+                        for notice in notices:
+                            ctx.add("notice", "capture", kind="event", error=notice)
+                        outcome = invoke(self.target.make_callable(), resolve)
                     state["outcome"] = outcome
                     state["error"] = outcome.agent_error
                 except BaseException as exc:  # the agent's failure is data, not our crash
@@ -280,7 +291,10 @@ class CaseExecutor:
             self._timed_out(job, state.get("async_call"), result)
         ctx = state.get("ctx")
         if ctx is not None:
+            # A stream the agent never finished reading ends with its case.
+            ctx.close_open_spans()
             result.observations = list(ctx.observations)
+            result.dropped = ctx.dropped
         notice = self._cwd.leave(trace_id, entered)
         if notice is not None:
             result.observations.append(notice)

@@ -16,6 +16,7 @@ from typing import Any
 from ..jsonsafe import REPLACED_INVALID_UNICODE, replacement_note, to_jsonable
 from ..plan import Case
 from ..records import ErrorInfo, ErrorKind, Observation, TraceRecord, TraceStatus, utcnow
+from ..sdk.usage import add_role_usage, token_usage_by_role
 from .drivers.base import DriverOutcome
 
 # Frames of pytest-fluxloop itself are noise in an agent's traceback.
@@ -35,6 +36,7 @@ def case_record(
     started_at: datetime | None = None,
     completed_at: datetime | None = None,
     observations: list[Observation] | None = None,
+    observations_dropped: int = 0,
     test_outcome: Any = None,
     worker: str | None = None,
 ) -> TraceRecord:
@@ -80,11 +82,24 @@ def case_record(
         metadata=metadata,
         multi_turn=outcome.multi_turn if outcome else None,
         conversation_state=state,
-        token_usage=outcome.token_usage if outcome else None,
+        token_usage=trace_token_usage(observations or [], outcome),
         observations=observations or [],
+        observations_dropped=observations_dropped,
         test_outcome=test_outcome,
         worker=worker,
     )
+
+
+def trace_token_usage(
+    observations: list[Observation], outcome: DriverOutcome | None
+) -> dict[str, Any] | None:
+    """A trace's token counts by role: its generations' usage, summed per role, and the
+    supervisor's as the conversation driver tallied it (exact even with LLM capture off,
+    so the supervisor's own captured calls are not added a second time)."""
+    driver_usage = outcome.token_usage if outcome else None
+    skip = tuple(driver_usage) if driver_usage else ()
+    by_role = token_usage_by_role(observations, skip_roles=skip)
+    return add_role_usage(by_role, driver_usage)
 
 
 def crashed_record(case: Case, message: str, worker: str | None) -> TraceRecord:

@@ -23,6 +23,7 @@ import time
 from typing import ClassVar
 
 from ..redact import Redactor
+from ..sdk.context import acting_as
 from .classify import Failure, classify_error, excerpt
 from .errors import FATAL_CODES, LLMError, LLMOutputWarning, emit_warning
 from .retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, retry_after_hint
@@ -147,7 +148,9 @@ class LLMClient:
         for retry in range(self.transport_retries + 1):
             tally.calls += 1
             try:
-                raw = self.send(request)
+                # Captured LLM calls made now are this role's, never the agent's.
+                with acting_as(self.role):
+                    raw = self.send(request)
             except Exception as exc:
                 failure = self.classify(exc)
                 after = retry_after_hint(exc)

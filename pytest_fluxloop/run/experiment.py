@@ -17,23 +17,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.loader import LoadedConfig, Overrides, load_config
-from ..config.models import SupervisorConfig
+from ..config.models import CaptureConfig, SupervisorConfig
 from ..engine.drivers import SingleTurnDriver
 from ..engine.environment import apply_environment, restore_environment
 from ..engine.executor import CaseExecutor, CaseResult, RunSettings
 from ..engine.replay import ReplayDriver, ReplayPlan
 from ..engine.target import Target, TargetOptions, Workspace, resolve_target
 from ..errors import ConfigError, FluxloopWarning
+from ..integrations import install as install_capture
 from ..plan.cases import Case, ExperimentPlan, plan_experiment
 from ..plan.recordings import read_recordings
 from ..records import ExperimentSummary
 from ..redact import Redactor, install_log_redaction
+from ..sdk.context import CaptureSettings
 from .status import EXIT_USAGE_ERROR
 
 if TYPE_CHECKING:
     from ..engine.drivers import Driver
     from ..engine.drivers.conversation import MultiTurnConversation
     from .recorder import RunListener
+
+
+def capture_settings(capture: CaptureConfig) -> CaptureSettings:
+    """The engine's per-trace capture settings from ``capture:`` in simulation.yaml."""
+    return CaptureSettings(
+        llm=capture.llm,
+        content=capture.content,
+        langchain=capture.langchain,
+        langchain_hidden=capture.langchain_hidden,
+        max_observations=capture.max_observations,
+    )
 
 
 def check_supported(cfg: LoadedConfig) -> list[str]:
@@ -158,7 +171,7 @@ class Experiment:
     def redactor(self) -> Redactor:
         """Scrubs this run's secrets from text we print (failure reports, stop reasons): the
         config's keys (``cfg.secrets()``), the environment's, and every credential shape."""
-        return Redactor(extra_secrets=self.cfg.secrets())
+        return self.cfg.redactor()
 
     def settings(self) -> RunSettings:
         """Execution settings from the config."""
@@ -177,6 +190,7 @@ class Experiment:
             auto_approve_tools=sim.multi_turn.auto_approve_tools,
             service_context=self.cfg.service_context,
             stream_output_path=runner.stream_output_path,
+            capture=capture_settings(sim.capture),
             **backoff,
         )
 
@@ -215,7 +229,12 @@ class Experiment:
         if self.replay is not None:
             options = replace(options, replay=True)
         target = resolve_target(spec, options)
-        for notice in target.notices:
+        notices = list(target.notices)
+        if self.cfg.simulation.capture.llm:
+            # Hooked now, once the agent's module has imported its provider SDK, so what
+            # the hooks find (another instrumentation) is said before the first case.
+            notices += install_capture()
+        for notice in notices:
             if notice not in self.notices:
                 self.notices.append(notice)
                 if warn:

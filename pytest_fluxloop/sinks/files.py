@@ -134,7 +134,7 @@ class FileSink:
 
     def _redactor(self) -> Redactor:
         # The config's own keys (any shape: "local-key-123...") besides the environment's.
-        return Redactor(extra_secrets=self.cfg.secrets())
+        return self.cfg.redactor()
 
     def append(self, record: TraceRecord) -> None:
         """Append the record to the JSONL files (flushed before returning)."""

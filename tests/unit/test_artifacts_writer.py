@@ -285,6 +285,7 @@ def test_append_is_on_disk_immediately(tmp_path: Path) -> None:
             "success": True,
             "status": "success",
             "attempts": 1,
+            "token_usage": None,
             "error": None,
             "error_kind": None,
             # The earlier FluxLoop transcript shape (tests/unit/test_artifacts_legacy_fields.py).

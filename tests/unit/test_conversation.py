@@ -320,10 +320,13 @@ def test_supervisor_token_usage_is_summed_apart_from_the_agent() -> None:
     record = run_conversation(echo, Scripted(cont("a"), cont("b"), stop(), usage=usage))
     assert record.token_usage == {
         "supervisor": {
-            "prompt_tokens": 300,
-            "completion_tokens": 60,
+            "input_tokens": 300,
+            "output_tokens": 60,
+            "cached_tokens": None,
+            "reasoning_tokens": None,
             "total_tokens": 360,
             "calls": 3,
+            "calls_without_usage": 0,
         }
     }
 

@@ -56,7 +56,18 @@ def test_a_custom_driver_plugs_into_the_executor() -> None:
     assert result.output == "hi!!"
     assert record.multi_turn is not None and record.multi_turn.termination_reason == "twice"
     assert record.conversation_state == {"turns": ["hi!", "hi!!"]}
-    assert record.token_usage == {"agent": {"total_tokens": 7}}
+    # A driver's own counts join the trace's by-role sums (a count it did not give is null).
+    assert record.token_usage == {
+        "agent": {
+            "input_tokens": None,
+            "output_tokens": None,
+            "cached_tokens": None,
+            "reasoning_tokens": None,
+            "total_tokens": 7,
+            "calls": 1,
+            "calls_without_usage": 0,
+        }
+    }
     assert record.persona == "played"  # the persona the driver actually played
     assert driver.seen[0][0] == case.case_id and driver.seen[0][1]["seed"] == case.seed
 

@@ -106,3 +106,19 @@ def test_llm_layer_imports_no_provider_sdk_until_used() -> None:
     )
     loaded = {m.split(".")[0] for m in json.loads(out)}
     assert not loaded & {"openai", "anthropic", "httpx", "pytest"}
+
+
+def test_capture_hooks_load_no_provider_sdk_or_framework() -> None:
+    """Capture hooks an SDK only once the agent has imported it: a run that uses none of
+    them pays nothing for them (no openai, anthropic or LangChain import)."""
+    out = _python(
+        "import json, sys\n"
+        "from pytest_fluxloop.integrations import case_capture, install\n"
+        "from pytest_fluxloop.sdk.context import trace_context\n"
+        "assert install() == []\n"
+        "with trace_context('t') as ctx, case_capture(ctx) as notices:\n"
+        "    assert notices == []\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    loaded = {m.split(".")[0] for m in json.loads(out)}
+    assert not loaded & {"openai", "anthropic", "httpx", "httpx2", "langchain_core", "pytest"}

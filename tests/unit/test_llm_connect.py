@@ -22,7 +22,8 @@ from pytest_fluxloop.llm import (
 
 LLM_DIR = Path(llm.__file__).resolve().parent
 #: The only project modules the llm layer may import (it sits below every role).
-ALLOWED = {"errors", "records", "redact", "jsonsafe"}
+# sdk: the role context (acting_as), so captured calls are the role's, not the agent's.
+ALLOWED = {"errors", "records", "redact", "jsonsafe", "sdk"}
 VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "JUDGE_KEY", "OPENAI_BASE_URL")
 
 

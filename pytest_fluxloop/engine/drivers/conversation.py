@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ...errors import FluxloopError
 from ...jsonsafe import to_jsonable
 from ...records import ErrorInfo, MultiTurnInfo
-from ...sdk.context import current_span_id, current_trace
+from ...sdk.context import acting_as, current_span_id, current_trace
+from ...sdk.generation import token_counts
 from ...supervisors import SupervisorDecision, SupervisorError, SupervisorReply, SupervisorRequest
 from ..record import error_info
 from ..values import conversation_values, persona_values
@@ -193,7 +194,8 @@ class _Run:
             metadata=copy.deepcopy(dict(self.case.metadata)),
         )
         t0 = time.perf_counter()
-        reply = self.owner.supervisor.decide(request)
+        with acting_as("supervisor"):  # its LLM calls are the harness's, not the agent's
+            reply = self.owner.supervisor.decide(request)
         duration_ms = round((time.perf_counter() - t0) * 1000, 3)
         decision = _check_reply(reply)
         self.calls += 1
@@ -213,6 +215,7 @@ class _Run:
             self.ctx.add(
                 "supervisor_decision",
                 "supervisor",
+                role="supervisor",
                 output=to_jsonable(entry),
                 duration_ms=duration_ms,
                 metadata={
@@ -229,6 +232,18 @@ class _Run:
         for key, value in counts.items():
             self.usage[key] = self.usage.get(key, 0) + value
         return counts
+
+    def _token_usage(self) -> dict[str, Any] | None:
+        """The supervisor's token counts in the trace's by-role shape (None: it used none,
+        as the mock supervisor does)."""
+        if not self.usage:
+            return None
+        counts = token_counts(
+            input_tokens=self.usage.get("prompt_tokens"),
+            output_tokens=self.usage.get("completion_tokens"),
+            total_tokens=self.usage.get("total_tokens"),
+        )
+        return {"supervisor": {**counts, "calls": self.attempts, "calls_without_usage": 0}}
 
     # ---------------------------------------------------------------- results
 
@@ -264,7 +279,7 @@ class _Run:
                 enabled=True, turn_count=self.turn_count, termination_reason=reason
             ),
             conversation_state=state,
-            token_usage={"supervisor": {**self.usage, "calls": self.calls}} if self.usage else None,
+            token_usage=self._token_usage(),
             agent_error=agent_error,
             supervisor_error=supervisor_error,
             fatal=fatal,
@@ -291,6 +306,7 @@ class _Run:
             self.ctx.add(
                 "supervisor_decision",
                 "supervisor",
+                role="supervisor",
                 error=f"{info.type}: {info.message}"[:500],
                 metadata={"turn": self.turn_count, "fatal": fatal},
             )
