@@ -7,7 +7,8 @@ SDK (the PyPI distribution ``fluxloop`` 0.1.x: ``prompt``, ``instrument``, ``con
 not be installed: it would overwrite this very file (see :mod:`pytest_fluxloop.distributions`).
 
 Production code imports this module, so it loads only the SDK (:mod:`pytest_fluxloop.sdk`);
-the harness names (``Experiment``, ``load_config``, ...) are imported on first use.
+the harness names (``Experiment``, ``load_config``, ...) and the thread helpers
+(``copy_context``, ``ContextExecutor``, ``submit_with_context``) are imported on first use.
 
 PYTEST_DONT_REWRITE: the CLI imports this package before pytest starts, and the plugin
 needs no assertion rewriting.
@@ -19,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from pytest_fluxloop.sdk import (
+    FluxLoopClient,
     Instrumentation,
     ObservationType,
     SDKConfig,
@@ -31,6 +33,7 @@ from pytest_fluxloop.sdk import (
     get_config,
     instrument,
     load_env,
+    log_event,
     prompt,
     record_call_args,
     reset_config,
@@ -44,25 +47,36 @@ if TYPE_CHECKING:
     from pytest_fluxloop.plan import Case
     from pytest_fluxloop.records import ExperimentSummary, Observation, TraceRecord
     from pytest_fluxloop.run import Experiment
+    from pytest_fluxloop.sdk.propagation import (
+        ContextExecutor,
+        copy_context,
+        submit_with_context,
+    )
 
 __pytest_fluxloop__ = True
 """Marks this ``fluxloop`` package as pytest-fluxloop's (another distribution's ``fluxloop``
 has no such attribute; :func:`pytest_fluxloop.distributions.foreign_fluxloop_message`)."""
 
-# Harness names, loaded lazily: name -> module that defines it.
+# Loaded lazily: name -> module that defines it. The harness names, and the SDK's thread
+# helpers (they import concurrent.futures, which an agent that never uses them need not load).
 _LAZY = {
     "Case": "pytest_fluxloop.plan",
+    "ContextExecutor": "pytest_fluxloop.sdk.propagation",
     "Experiment": "pytest_fluxloop.run",
     "ExperimentSummary": "pytest_fluxloop.records",
     "Observation": "pytest_fluxloop.records",
     "TraceRecord": "pytest_fluxloop.records",
+    "copy_context": "pytest_fluxloop.sdk.propagation",
     "load_config": "pytest_fluxloop.config",
+    "submit_with_context": "pytest_fluxloop.sdk.propagation",
 }
 
 __all__ = [
     "Case",
+    "ContextExecutor",
     "Experiment",
     "ExperimentSummary",
+    "FluxLoopClient",
     "Instrumentation",
     "Observation",
     "ObservationType",
@@ -70,6 +84,7 @@ __all__ = [
     "TraceRecord",
     "agent",
     "configure",
+    "copy_context",
     "current_trace",
     "disable_recording",
     "enable_recording",
@@ -78,10 +93,12 @@ __all__ = [
     "instrument",
     "load_config",
     "load_env",
+    "log_event",
     "prompt",
     "record_call_args",
     "reset_config",
     "set_recording_options",
+    "submit_with_context",
     "tool",
     "trace",
 ]

@@ -2,9 +2,10 @@
 
 Public API (imported lazily, so loading the pytest plugin stays cheap)::
 
-    from pytest_fluxloop import agent, trace, tool, prompt, event, instrument  # SDK
-    from pytest_fluxloop import configure, load_env, record_call_args         # SDK settings
-    from pytest_fluxloop import Experiment, load_config        # run from plain Python
+    from pytest_fluxloop import agent, trace, tool, prompt, log_event, instrument  # SDK
+    from pytest_fluxloop import copy_context, ContextExecutor, FluxLoopClient     # SDK
+    from pytest_fluxloop import configure, load_env, record_call_args             # settings
+    from pytest_fluxloop import Experiment, load_config                           # run from Python
 
 PYTEST_DONT_REWRITE: the CLI imports this package before pytest starts, and the plugin
 needs no assertion rewriting.
@@ -24,11 +25,14 @@ if TYPE_CHECKING:
     from .records import ExperimentSummary, Observation, TraceRecord
     from .run import Experiment
     from .sdk import (
+        ContextExecutor,
+        FluxLoopClient,
         Instrumentation,
         ObservationType,
         SDKConfig,
         agent,
         configure,
+        copy_context,
         current_trace,
         disable_recording,
         enable_recording,
@@ -36,10 +40,12 @@ if TYPE_CHECKING:
         get_config,
         instrument,
         load_env,
+        log_event,
         prompt,
         record_call_args,
         reset_config,
         set_recording_options,
+        submit_with_context,
         tool,
         trace,
     )
@@ -49,6 +55,11 @@ _EXPORTS = {
     "trace": "sdk",
     "tool": "sdk",
     "event": "sdk",
+    "log_event": "sdk",
+    "copy_context": "sdk",
+    "submit_with_context": "sdk",
+    "ContextExecutor": "sdk",
+    "FluxLoopClient": "sdk",
     "current_trace": "sdk",
     "prompt": "sdk",
     "instrument": "sdk",
@@ -82,9 +93,11 @@ _EXPORTS = {
 __all__ = [
     "Case",
     "ConfigError",
+    "ContextExecutor",
     "Experiment",
     "ExperimentPlan",
     "ExperimentSummary",
+    "FluxLoopClient",
     "FluxloopError",
     "FluxloopResult",
     "FluxloopRunResult",
@@ -98,6 +111,7 @@ __all__ = [
     "TraceRecord",
     "agent",
     "configure",
+    "copy_context",
     "current_trace",
     "disable_recording",
     "enable_recording",
@@ -106,10 +120,12 @@ __all__ = [
     "instrument",
     "load_config",
     "load_env",
+    "log_event",
     "prompt",
     "record_call_args",
     "reset_config",
     "set_recording_options",
+    "submit_with_context",
     "tool",
     "trace",
 ]

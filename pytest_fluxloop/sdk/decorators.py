@@ -8,12 +8,21 @@ arguments, ``metadata.kind``) and a ``span_end`` (its output or error, and its d
 Every decorator works on plain functions, coroutine functions, generator functions and async
 generator functions, and keeps the function's kind (a wrapped async generator function is
 still one). A generator's span covers its whole iteration: it ends when the generator is
-exhausted, closed or raises, and its output is the list of items it yielded. Code in the
+exhausted, raises or is closed, and its output is the list of items it yielded. Code in the
 generator body runs with the generator's span as the parent of what it records, while the
 code consuming the items keeps its own. A generator joins the trace current when it starts
 running (its first ``next()``), not when it is created. Outside a trace a wrapped generator
 delegates with ``yield from``; an async generator has no such statement, so its wrapper
 forwards each item itself (the one per-item cost outside a trace).
+
+How a span ends, in ``span_end``: returned or exhausted (``output``), raised (``error``),
+closed before its end (``metadata.closed: true``: ``close()``/``aclose()``, a coroutine
+closed mid-``await``, or a generator dropped unfinished, which Python closes when it is
+collected; asyncio closes a dropped async generator through its loop), or abandoned
+(``metadata.abandoned: true``): a started generator span whose close never ran, such as an
+async generator collected after its event loop closed, ends when the generator is freed, or
+when its trace ends (``TraceContext.close_open_spans``) if it is still referenced then. A
+span ends once: whichever comes first records its ``span_end``.
 
 The calling forms of both SDK generations work: ``@agent``, ``@agent()``,
 ``@agent("name")``, ``@agent(name="support", metadata={...}, team="cx")``.
@@ -26,17 +35,19 @@ agent records when it starts running.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import inspect
 import time
+import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import Token
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from ..jsonsafe import to_jsonable
-from .context import TraceContext, current_span_id, current_trace
+from .context import TraceContext, current_role, current_span_id, current_trace
 from .recording import CallSite, call_site, end_agent_call, record_agent_call
 from .settings import RECORDING, is_enabled
 
@@ -46,6 +57,7 @@ __all__ = [
     "ObservationType",
     "agent",
     "event",
+    "log_event",
     "prompt",
     "span",
     "tool",
@@ -90,10 +102,17 @@ class _Spec:
     recording: CallSite | None = None  # set for @agent: its calls' arguments are recorded
 
 
-@dataclass(frozen=True)
 class _Open:
-    span_id: str
-    t0: float
+    """An open span: its id, start time, and the parent and role its ``span_end`` repeats
+    (it may be recorded from another context: a consumer's, the garbage collector's)."""
+
+    __slots__ = ("parent_id", "role", "span_id", "t0")
+
+    def __init__(self, span_id: str, t0: float, parent_id: str | None, role: str) -> None:
+        self.span_id = span_id
+        self.t0 = t0
+        self.parent_id = parent_id
+        self.role = role
 
 
 def _capture_args(
@@ -117,14 +136,30 @@ def _capture_args(
 def _start(ctx: TraceContext, spec: _Spec, args: Any, kwargs: Any) -> _Open:
     """Record ``span_start``; the caller makes the span current while its code runs."""
     span_id = ctx.new_span_id()
+    parent_id = current_span_id.get()
+    role = current_role.get()
     ctx.add(
         "span_start",
         spec.name,
+        role=role,
         observation_id=span_id,
+        parent_id=parent_id,
         input=_capture_args(spec.signature, args, kwargs) if spec.capture_input else None,
         metadata={"kind": spec.kind, **spec.meta},
     )
-    return _Open(span_id, time.perf_counter())
+    return _Open(span_id, time.perf_counter(), parent_id, role)
+
+
+def _restore(token: Token[str | None] | None) -> None:
+    """Make the span current before ``token`` was set current again."""
+    if token is None:
+        return
+    try:  # noqa: SIM105 - on every span's end: try/except costs nothing, suppress() does
+        current_span_id.reset(token)
+    except ValueError:
+        # The span ends in another context than it started in (a coroutine closed by the
+        # garbage collector elsewhere): that context's current span was never changed.
+        pass
 
 
 def _end(
@@ -138,8 +173,7 @@ def _end(
     metadata: dict[str, Any] | None = None,
 ) -> None:
     """Record ``span_end`` (after restoring the outer span, when ``token`` is given)."""
-    if token is not None:
-        current_span_id.reset(token)
+    _restore(token)
     meta = dict(metadata or {})
     if error is None and spec.capture_tokens:
         usage = _token_usage(output)
@@ -148,7 +182,9 @@ def _end(
     ctx.add(
         "span_end",
         spec.name,
+        role=opened.role,
         observation_id=opened.span_id,
+        parent_id=opened.parent_id,
         output=to_jsonable(output) if error is None and spec.capture_output else None,
         error=f"{type(error).__name__}: {error}" if error is not None else None,
         duration_ms=round((time.perf_counter() - opened.t0) * 1000, 3),
@@ -187,44 +223,87 @@ class _Items:
             # Converted now: the consumer may mutate the item after receiving it.
             self.kept.append(to_jsonable(item))
 
-    def end_metadata(self, closed: bool = False) -> dict[str, Any]:
-        meta: dict[str, Any] = {"items": self.count}
-        if closed:
-            meta["closed"] = True
-        return meta
+
+class _GeneratorSpan:
+    """The span of one generator call, which ends exactly once, however the generator does.
+
+    While it is open its id is in ``ctx.open_spans``; ending it takes the id out (a dict
+    ``pop``, atomic, so two threads can never both end it). The entry holds the span only
+    weakly, so a generator freed without its close running frees this object too, and
+    ``__del__`` ends the span as abandoned then.
+    """
+
+    __slots__ = ("__weakref__", "ctx", "items", "opened", "spec")
+
+    def __init__(self, ctx: TraceContext, spec: _Spec, args: Any, kwargs: Any) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.items = _Items(spec.capture_output)
+        self.opened = _start(ctx, spec, args, kwargs)
+        ctx.open_spans[self.opened.span_id] = functools.partial(_abandon, weakref.ref(self))
+
+    def end(
+        self,
+        token: Token[str | None] | None = None,
+        *,
+        error: BaseException | None = None,
+        how: Literal["closed", "abandoned"] | None = None,
+    ) -> None:
+        """Restore the outer span (``token``), then record ``span_end`` unless it has been:
+        the output so far, or ``error``; an early end says ``metadata.<how>: true``."""
+        if self.ctx.open_spans.pop(self.opened.span_id, None) is None:
+            _restore(token)
+            return
+        meta: dict[str, Any] = {"items": self.items.count}
+        if how is not None:
+            meta[how] = True
+        output = self.items.kept if error is None else None
+        _end(self.ctx, self.spec, self.opened, token, output=output, error=error, metadata=meta)
+
+    def __del__(self) -> None:
+        # Still open when freed: the generator was collected without its close running (an
+        # async generator whose event loop had closed). A finalizer must never raise.
+        with contextlib.suppress(Exception):
+            self.end(how="abandoned")
+
+
+def _abandon(ref: weakref.ref[_GeneratorSpan]) -> None:
+    """End a generator span as abandoned, if it is still alive (``close_open_spans``)."""
+    span = ref()
+    if span is not None:
+        span.end(how="abandoned")
 
 
 def _traced_generator(
-    ctx: TraceContext, spec: _Spec, opened: _Open, gen: Generator[Any, Any, Any]
+    span: _GeneratorSpan, gen: Generator[Any, Any, Any]
 ) -> Generator[Any, Any, Any]:
     """Drive ``gen`` as ``yield from`` would, with the span current only while its body runs."""
-    items = _Items(spec.capture_output)
+    span_id = span.opened.span_id
     send: Any = None
     throw: BaseException | None = None
     while True:
-        token = current_span_id.set(opened.span_id)
+        token = current_span_id.set(span_id)
         try:
             item = gen.send(send) if throw is None else gen.throw(throw)
         except StopIteration as stop:
-            _end(ctx, spec, opened, token, output=items.kept, metadata=items.end_metadata())
+            span.end(token)
             return stop.value
         except BaseException as exc:
-            _end(ctx, spec, opened, token, error=exc, metadata=items.end_metadata())
+            span.end(token, error=exc)
             raise
         current_span_id.reset(token)
-        items.add(item)
+        span.items.add(item)
         send, throw = None, None
         try:
             send = yield item
-        except GeneratorExit:
-            token = current_span_id.set(opened.span_id)
+        except GeneratorExit:  # close(), or collected unfinished (Python closes it then)
+            token = current_span_id.set(span_id)
             try:
                 gen.close()
             except BaseException as exc:
-                _end(ctx, spec, opened, token, error=exc, metadata=items.end_metadata())
+                span.end(token, error=exc)
                 raise
-            meta = items.end_metadata(closed=True)
-            _end(ctx, spec, opened, token, output=items.kept, metadata=meta)
+            span.end(token, how="closed")
             raise
         except BaseException as exc:
             throw = exc
@@ -249,44 +328,40 @@ def _wrap(fn: F, spec: _Spec) -> F:
             ctx = current_trace()
             if RECORDING.on is not False and site is not None:
                 record_agent_call(site, ctx, args, kwargs, mark=False)
-            if ctx is None or not is_enabled():
-                ctx = None
-            opened = _start(ctx, spec, args, kwargs) if ctx is not None else None
             agen = fn(*args, **kwargs)
-            items = _Items(spec.capture_output)
+            span = None
+            if ctx is not None and is_enabled():
+                span = _GeneratorSpan(ctx, spec, args, kwargs)
             send: Any = None
             throw: BaseException | None = None
             while True:
-                token = current_span_id.set(opened.span_id) if opened is not None else None
+                token = current_span_id.set(span.opened.span_id) if span is not None else None
                 try:
                     item = await (agen.asend(send) if throw is None else agen.athrow(throw))
                 except StopAsyncIteration:
-                    if ctx is not None and opened is not None:
-                        meta = items.end_metadata()
-                        _end(ctx, spec, opened, token, output=items.kept, metadata=meta)
+                    if span is not None:
+                        span.end(token)
                     return
                 except BaseException as exc:
-                    if ctx is not None and opened is not None:
-                        _end(ctx, spec, opened, token, error=exc, metadata=items.end_metadata())
+                    if span is not None:
+                        span.end(token, error=exc)
                     raise
-                if token is not None:
-                    current_span_id.reset(token)
-                    items.add(item)
+                if span is not None:
+                    _restore(token)
+                    span.items.add(item)
                 send, throw = None, None
                 try:
                     send = yield item
-                except GeneratorExit:
-                    token = current_span_id.set(opened.span_id) if opened is not None else None
+                except GeneratorExit:  # aclose(), or the loop closing it once dropped
+                    token = current_span_id.set(span.opened.span_id) if span is not None else None
                     try:
                         await agen.aclose()
                     except BaseException as exc:
-                        if ctx is not None and opened is not None:
-                            meta = items.end_metadata()
-                            _end(ctx, spec, opened, token, error=exc, metadata=meta)
+                        if span is not None:
+                            span.end(token, error=exc)
                         raise
-                    if ctx is not None and opened is not None:
-                        meta = items.end_metadata(closed=True)
-                        _end(ctx, spec, opened, token, output=items.kept, metadata=meta)
+                    if span is not None:
+                        span.end(token, how="closed")
                     raise
                 except BaseException as exc:
                     throw = exc
@@ -300,6 +375,11 @@ def _wrap(fn: F, spec: _Spec) -> F:
             token = current_span_id.set(opened.span_id)
             try:
                 result = await fn(*args, **kwargs)
+            except GeneratorExit:
+                # Closed mid-await (coro.close(), or collected unfinished): no result, and
+                # no error of its own.
+                _end(ctx, spec, opened, token, metadata={"closed": True})
+                raise
             except BaseException as exc:
                 _end(ctx, spec, opened, token, error=exc)
                 raise
@@ -333,8 +413,9 @@ def _wrap(fn: F, spec: _Spec) -> F:
                 record_agent_call(site, ctx, args, kwargs, mark=False)
             if ctx is None or not is_enabled():
                 return (yield from fn(*args, **kwargs))
-            opened = _start(ctx, spec, args, kwargs)
-            return (yield from _traced_generator(ctx, spec, opened, fn(*args, **kwargs)))
+            gen = fn(*args, **kwargs)  # first: bad arguments raise before any span starts
+            span = _GeneratorSpan(ctx, spec, args, kwargs)
+            return (yield from _traced_generator(span, gen))
 
         return generator_wrapper  # type: ignore[return-value]
 
@@ -637,8 +718,20 @@ def prompt(
     return _apply(fn, decorator)
 
 
-def event(name: str, **data: Any) -> None:
-    """Record a custom ``event`` observation in the current trace (no-op outside a trace)."""
+def log_event(name: str, **data: Any) -> None:
+    """Record a point event in the current trace: ``fluxloop.log_event("cache_miss", key=k)``.
+
+    Inside a trace it appends one observation of type and kind ``event``, named ``name``,
+    with ``data`` as its ``metadata`` (under the innermost open span, with the current
+    role). Outside a trace, or with the SDK disabled, it does nothing. Values with no JSON
+    form (bytes, a client object, a pydantic model, a structure containing itself) are
+    converted as everywhere in the SDK (:func:`~pytest_fluxloop.jsonsafe.to_jsonable`), so
+    logging an event never raises into the caller's code.
+    """
     ctx = current_trace()
     if ctx is not None and is_enabled():
-        ctx.add("event", name, metadata=to_jsonable(data))
+        ctx.add("event", str(name), kind="event", metadata=to_jsonable(data))
+
+
+event = log_event
+"""The earlier SDK's name of :func:`log_event` (the same function)."""

@@ -1,56 +1,115 @@
 """``with fluxloop.instrument("name"):`` — trace a block of code.
 
 Inside a trace already (a FluxLoop case, or an outer ``instrument`` block) the block is one
-more span, of kind ``trace``, in that trace. Anywhere else (a script, ``python agent.py``)
-it starts a new trace, so the decorated calls in the block record observations there.
+more span in that trace: of kind ``trace`` (recorded as ``kind: span``) by default, or of the
+observation kind given as ``type=``. Anywhere else (a script, ``python agent.py``) it starts
+a new trace, so the decorated calls in the block record observations there.
 
 Where a new trace's observations go: they are always in memory
 (:attr:`Instrumentation.observations`). They are written to files only when asked for —
 when ``configure(offline_store_dir=...)`` or ``FLUXLOOP_OFFLINE_DIR`` names a folder and
 ``offline_store_enabled`` is true (the default); then, at the end of the block, the trace is
 appended to ``<dir>/traces.jsonl`` and its observations to ``<dir>/observations.jsonl``,
-secrets redacted. Production code never writes files unless configured to.
+secrets redacted. Production code never writes files unless configured to. A
+:class:`~pytest_fluxloop.sdk.client.FluxLoopClient` names its own folder instead: its
+``client.trace(...)`` blocks are these same blocks, written by :func:`write_trace` there.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import Token
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from ..jsonsafe import dumps_line, to_jsonable
-from ..records import ErrorInfo, Observation, TraceRecord, utcnow
+from ..records import OBSERVATION_KINDS, ErrorInfo, Observation, TraceRecord, utcnow
 from .context import TraceContext, current_span_id, current_trace, enter_trace, exit_trace
 from .decorators import ObservationType, _end, _Open, _Spec, _start
 from .jsonl import append_lines
 from .settings import get_config, is_enabled
 
-__all__ = ["OBSERVATIONS_FILE", "TRACES_FILE", "Instrumentation", "instrument"]
+__all__ = [
+    "OBSERVATIONS_FILE",
+    "TRACES_FILE",
+    "Instrumentation",
+    "TraceWriter",
+    "instrument",
+    "write_trace",
+]
 
 TRACES_FILE = "traces.jsonl"
 OBSERVATIONS_FILE = "observations.jsonl"
+
+TraceWriter = Callable[[TraceRecord], "tuple[Path, Path] | None"]
+"""Where a finished standalone trace goes: returns the files written, or None (nowhere)."""
+
+
+def write_trace(folder: str | os.PathLike[str], record: TraceRecord) -> tuple[Path, Path]:
+    """Append one finished trace to ``<folder>/observations.jsonl`` (its observations, one
+    line each) and ``<folder>/traces.jsonl`` (the record), secrets redacted.
+
+    Observations go first, so a trace listed in ``traces.jsonl`` has all of its lines. Each
+    file gets its lines in one ``O_APPEND`` write (:func:`~pytest_fluxloop.sdk.jsonl.append_lines`),
+    so concurrent writers never interleave. Returns ``(traces.jsonl, observations.jsonl)``.
+
+    Raises:
+        OSError: the folder or a file cannot be written.
+    """
+    from ..redact import redact  # on first write only, as in recording.py
+
+    target = Path(folder).expanduser()
+    data = redact(to_jsonable(record))
+    observations = data.get("observations") or []
+    traces_file, observations_file = target / TRACES_FILE, target / OBSERVATIONS_FILE
+    append_lines(observations_file, [dumps_line(o) for o in observations])
+    append_lines(traces_file, [dumps_line(data)])
+    return traces_file, observations_file
+
+
+def _write_to_configured_folder(record: TraceRecord) -> tuple[Path, Path] | None:
+    """The default :data:`TraceWriter`: the SDK config's offline folder, if one is set."""
+    config = get_config()
+    if not (config.offline_store_enabled and config.offline_store_dir):
+        return None
+    return write_trace(config.offline_store_dir, record)
+
+
+def _span_kind(value: Any) -> str | None:
+    """``type=`` of :func:`instrument` checked: None, or one of ``OBSERVATION_KINDS``."""
+    kind = getattr(value, "value", value)  # an enum member, such as ObservationType.TOOL
+    if kind is None or (isinstance(kind, str) and kind in OBSERVATION_KINDS):
+        return kind
+    raise ValueError(
+        f"instrument() type must be one of: {', '.join(OBSERVATION_KINDS)}; got {value!r}"
+    )
 
 
 def _warn_not_written(name: str, reason: BaseException) -> None:
     import logging  # only on this failure path: the SDK's import stays light
 
     logging.getLogger("pytest_fluxloop.sdk").warning(
-        "fluxloop.instrument(%r): trace not written: %s", name, reason
+        "fluxloop: trace %r not written: %s", name, reason
     )
 
 
 class Instrumentation:
     """One :func:`instrument` block; the ``with`` statement yields this object.
 
+    Constructed by :func:`instrument` (arguments as there) and by ``FluxLoopClient.trace``,
+    which passes ``writer``: where a new trace goes when the block ends (default: the SDK
+    config's offline folder, if one is set). A writer's failure is logged, never raised.
+
     Attributes:
         name: the block's name.
         trace_id: the trace its observations belong to (the current trace's id inside a
             case; else the ``trace_id`` given, or a new UUID).
+        type: the span's observation kind given as ``type=`` (None: the default, ``trace``).
         mode: ``"span"`` (inside a trace), ``"trace"`` (a new trace), ``"off"`` (the SDK is
             disabled), None before the block starts.
         status: ``"success"`` or ``"error"`` once the block has ended.
@@ -67,7 +126,10 @@ class Instrumentation:
         metadata: Mapping[str, Any] | None = None,
         tags: Iterable[str] | None = None,
         trace_id: Any = None,
+        type: Any = None,
+        writer: TraceWriter | None = None,
     ) -> None:
+        self.type = _span_kind(type)
         self.name = name
         # The earlier SDK took UUIDs for these; ids are text in records.
         self.session_id = None if session_id is None else str(session_id)
@@ -80,6 +142,7 @@ class Instrumentation:
         self.error: str | None = None
         self.files: tuple[Path, Path] | None = None
         self._error_info: ErrorInfo | None = None
+        self._writer = writer or _write_to_configured_folder
         self._ctx: TraceContext | None = None
         self._spec: _Spec | None = None
         self._open: _Open | None = None
@@ -116,7 +179,7 @@ class Instrumentation:
             self._ctx = ctx
             self.trace_id = ctx.trace_id
             self._spec = _Spec(
-                kind=ObservationType.TRACE.value,
+                kind=self.type or ObservationType.TRACE.value,
                 name=self.name,
                 meta=to_jsonable(self._labels()),
                 signature=None,
@@ -149,7 +212,9 @@ class Instrumentation:
         if self.mode == "span" and self._ctx is not None:
             assert self._spec is not None and self._open is not None
             _end(self._ctx, self._spec, self._open, self._span_token, error=exc)
-        elif self.mode == "trace":
+        elif self.mode == "trace" and self._ctx is not None:
+            # A stream the block never finished reading ends with its trace (abandoned).
+            self._ctx.close_open_spans()
             exit_trace(self._trace_tokens)
             self._write()
         return False  # the block's exception, if any, propagates
@@ -168,8 +233,11 @@ class Instrumentation:
     def record(self) -> TraceRecord:
         """This block's trace as a :class:`~pytest_fluxloop.records.TraceRecord` (the
         ``traces.jsonl`` line): ``case_id`` is the block's name, ``input`` is empty, and the
-        name, session, user, tags and metadata are in ``metadata``."""
+        name, ``type`` (when given), session, user, tags and metadata are in ``metadata``."""
         completed = utcnow()
+        about: dict[str, Any] = {"source": "instrument", "name": self.name}
+        if self.type is not None:
+            about["type"] = self.type
         return TraceRecord(
             trace_id=self.trace_id,
             case_id=self.name,
@@ -181,33 +249,17 @@ class Instrumentation:
             error=self._error_info,
             started_at=self._started,
             completed_at=completed,
-            metadata=to_jsonable({"source": "instrument", "name": self.name, **self._labels()}),
+            metadata=to_jsonable({**about, **self._labels()}),
             observations=list(self.observations),
+            observations_dropped=self._ctx.dropped if self._ctx is not None else 0,
         )
 
     def _write(self) -> None:
         # Telemetry must never break the agent: a bad setting or a full disk is logged.
         try:
-            config = get_config()
-        except ValueError as exc:
+            self.files = self._writer(self.record())
+        except Exception as exc:
             _warn_not_written(self.name, exc)
-            return
-        if not (config.offline_store_enabled and config.offline_store_dir):
-            return
-        from ..redact import redact  # on first write only, as in recording.py
-
-        folder = Path(config.offline_store_dir).expanduser()
-        data = redact(to_jsonable(self.record()))
-        observations = data.get("observations") or []
-        traces_file, observations_file = folder / TRACES_FILE, folder / OBSERVATIONS_FILE
-        try:
-            # Observations first: a trace listed in traces.jsonl has all of its lines.
-            append_lines(observations_file, [dumps_line(o) for o in observations])
-            append_lines(traces_file, [dumps_line(data)])
-        except OSError as exc:
-            _warn_not_written(self.name, exc)
-            return
-        self.files = (traces_file, observations_file)
 
     def __repr__(self) -> str:
         return (
@@ -223,11 +275,13 @@ def instrument(
     metadata: Mapping[str, Any] | None = None,
     tags: Iterable[str] | None = None,
     trace_id: Any = None,
+    type: Any = None,
 ) -> Instrumentation:
     """Trace a block: ``with fluxloop.instrument("checkout") as run: ...`` (or ``async with``).
 
-    Inside a FluxLoop case (or another ``instrument`` block) the block records one span of
-    kind ``trace`` in the current trace. Outside one it opens a new trace, made current for
+    Inside a FluxLoop case (or another ``instrument`` block) the block records one span in
+    the current trace, of kind ``type`` (default: the earlier SDK's ``trace``, recorded as
+    ``kind: span``). Outside one it opens a new trace, made current for
     the block, so decorated calls inside record observations; they stay in memory
     (``run.observations``) and are written as JSON lines to ``traces.jsonl`` and
     ``observations.jsonl`` only when an offline folder is configured
@@ -239,6 +293,10 @@ def instrument(
         name: the trace's (or span's) name.
         session_id, user_id, tags, metadata: kept in the trace's (or span's) metadata.
         trace_id: the new trace's id (ignored inside a case, whose trace it joins).
+        type: the span's observation kind, one of
+            :data:`~pytest_fluxloop.records.OBSERVATION_KINDS` (``agent``, ``span``,
+            ``tool``, ``generation``, ``event``, ``chain``, ``retriever``); a new trace
+            keeps it as ``metadata.type``. Anything else is a ValueError naming them.
     """
     return Instrumentation(
         name,
@@ -247,4 +305,5 @@ def instrument(
         metadata=metadata,
         tags=tags,
         trace_id=trace_id,
+        type=type,
     )
