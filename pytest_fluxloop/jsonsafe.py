@@ -62,6 +62,7 @@ __all__ = [
     "PLACEHOLDER_KEY",
     "PLACEHOLDER_REPR_CHARS",
     "REPLACED_INVALID_UNICODE",
+    "copy_json",
     "dumps_line",
     "placeholder",
     "replacement_note",
@@ -108,7 +109,33 @@ def to_jsonable(
         placeholders: replace callables, bytes and other non-JSON objects by typed
             placeholder dicts instead of text (see the module docstring).
     """
+    # Exact builtin scalars need no walker (they are most calls): an ASCII str holds no
+    # surrogate, and a finite float is kept as it is.
+    kind = type(obj)
+    if obj is None or kind is bool or kind is int or (kind is str and obj.isascii()):
+        return obj
+    if kind is float and math.isfinite(obj):
+        return obj
     return _Walker(max_depth, max_repr, replaced, path, placeholders).walk(obj, 0)
+
+
+def copy_json(obj: Any) -> Any:
+    """A JSON-safe deep copy of ``obj``, quickly when it is plain JSON data already.
+
+    For data that is JSON as it stands (an LLM request's messages, a parsed response body)
+    the copy is a ``json`` round trip, several times faster than :func:`to_jsonable`'s walk;
+    it keeps nesting deeper than ``max_depth``. Anything the round trip cannot take as it is
+    (a non-JSON object, NaN, a cycle, a lone surrogate) goes through :func:`to_jsonable`.
+    """
+    kind = type(obj)
+    if kind is dict or kind is list:
+        try:
+            text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            return to_jsonable(obj)
+        if not _SURROGATE.search(text):
+            return json.loads(text)
+    return to_jsonable(obj)
 
 
 def placeholder(kind: str, **fields: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from ..jsonsafe import to_jsonable
+from ..jsonsafe import copy_json, to_jsonable
 from ..records import TOKEN_COUNT_KEYS
 from .context import TraceContext, current_role, current_span_id
 
@@ -115,12 +115,13 @@ class Generation:
         metadata: dict[str, Any] = {
             "kind": "generation",
             "provider": provider,
-            "model": to_jsonable(model),
+            "model": self.model,
             "operation": operation,
-            "parameters": to_jsonable(dict(parameters or {})),
+            "parameters": copy_json(dict(parameters)) if parameters else {},
             "stream": stream,
-            **to_jsonable(dict(extra or {})),
         }
+        if extra:
+            metadata.update(to_jsonable(dict(extra)))
         ctx.add(
             "span_start",
             name,
@@ -128,7 +129,7 @@ class Generation:
             role=self.role,
             observation_id=self.span_id,
             parent_id=self.parent_id,
-            input=to_jsonable(messages) if ctx.capture.content else None,
+            input=copy_json(messages) if ctx.capture.content else None,
             metadata=metadata,
         )
         self.t0 = time.perf_counter()
@@ -200,7 +201,7 @@ class Generation:
             role=self.role,
             observation_id=self.span_id,
             parent_id=self.parent_id,
-            output=to_jsonable(output) if self.ctx.capture.content and not error else None,
+            output=copy_json(output) if self.ctx.capture.content and not error else None,
             error=error,
             duration_ms=round((now - self.t0) * 1000, 3),
             metadata=metadata,

@@ -5,6 +5,10 @@ Each endpoint (``/v1/chat/completions``, ``/v1/messages`` ...) has a queue of
 for assertions. A request to an endpoint whose queue is empty gets a 599 error, so a test that
 scripted too few responses fails loudly instead of hanging.
 
+Streamed answers (server-sent events, sent part by part, optionally held half-way or cut):
+:func:`chat_stream`, :func:`responses_stream`, :func:`anthropic_stream`, or :func:`sse` with
+parts built by :func:`sse_part`; :func:`responses_reply` answers ``/v1/responses``.
+
 Use the ``llm_server`` fixture, or ``with running_llm_server() as server: ...``::
 
     llm_server.script(CHAT, chat_completion('{"decision": ...}'))
@@ -27,6 +31,7 @@ import pytest
 
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
+RESPONSES = "/v1/responses"
 MAX_BODY_BYTES = 5_000_000
 UNSCRIPTED_STATUS = 599
 
@@ -37,6 +42,12 @@ class Scripted:
 
     ``drop`` closes the connection without answering (a connection reset); ``delay`` sleeps
     before answering (bounded by the test's own values).
+
+    A streamed answer (:func:`sse`) sends ``parts`` one by one, each flushed, as
+    ``content_type`` (default ``text/event-stream``): after ``hold_after`` parts it waits for
+    ``resume`` (at most 5 s) before the rest, so a client reads a stream's start while its end
+    has not arrived; ``cut`` drops the connection after the parts although the headers
+    promised more (a stream broken mid-way).
     """
 
     status: int = 200
@@ -44,6 +55,11 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
     delay: float = 0.0
+    parts: list[bytes] | None = None
+    content_type: str | None = None
+    hold_after: int | None = None
+    resume: threading.Event = field(default_factory=threading.Event)
+    cut: bool = False
 
     def payload(self) -> tuple[bytes, str]:
         """The body bytes and their content type."""
@@ -153,6 +169,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):  # the client went away (a timeout, a
+            self.close_connection = True  # stream closed or dropped early): nothing to say
+
     def _handle(self) -> None:
         length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY_BYTES)
         body = self.rfile.read(length) if length > 0 else b""
@@ -168,6 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
         if scripted.drop:
             self.close_connection = True
             return
+        if scripted.parts is not None:
+            self._send_parts(scripted)
+            return
         payload, content_type = scripted.payload()
         self.send_response(scripted.status)
         headers = {"Content-Type": content_type, **scripted.headers}
@@ -176,6 +201,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _send_parts(self, scripted: Scripted) -> None:
+        parts = scripted.parts or []
+        self.send_response(scripted.status)
+        headers = {"Content-Type": scripted.content_type or "text/event-stream", **scripted.headers}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        promised = sum(len(part) for part in parts) + (64 if scripted.cut else 0)
+        self.send_header("Content-Length", str(promised))
+        self.end_headers()
+        try:
+            for index, part in enumerate(parts):
+                if index == scripted.hold_after:
+                    scripted.resume.wait(timeout=5)
+                self.wfile.write(part)
+                self.wfile.flush()
+        except OSError:  # the client went away (it closed the stream early)
+            self.close_connection = True
+            return
+        if scripted.cut:
+            self.close_connection = True
 
     do_POST = _handle
     do_GET = _handle
@@ -285,3 +331,208 @@ def anthropic_error(
         body={"type": "error", "error": {"type": type, "message": message}},
         headers={k.replace("_", "-"): v for k, v in headers.items()},
     )
+
+
+# --------------------------------------------------------------------------- streamed bodies
+
+
+def sse_part(data: Any, event: str | None = None) -> bytes:
+    """One server-sent event (``data`` as JSON unless it is a str)."""
+    head = f"event: {event}\n" if event else ""
+    text = data if isinstance(data, str) else json.dumps(data)
+    return f"{head}data: {text}\n\n".encode()
+
+
+def sse(
+    parts: list[bytes],
+    *,
+    hold_after: int | None = None,
+    cut: bool = False,
+    headers: dict[str, str] | None = None,
+) -> Scripted:
+    """A streamed answer made of these events (see :class:`Scripted` for the options)."""
+    return Scripted(parts=parts, hold_after=hold_after, cut=cut, headers=headers or {})
+
+
+def chat_stream_parts(
+    pieces: list[str],
+    *,
+    model: str = "test-model",
+    finish_reason: str = "stop",
+    usage: dict[str, Any] | None = None,
+    tool_call: dict[str, str] | None = None,
+    done: bool = True,
+) -> list[bytes]:
+    """A ``/v1/chat/completions`` stream: a role chunk, one chunk per text piece, an optional
+    tool call (``{"name": ..., "arguments": ...}``, in two chunks), the finish chunk, a usage
+    chunk when ``usage`` is given (what ``stream_options.include_usage`` asks for) and
+    ``[DONE]``."""
+    base = {
+        "id": "chatcmpl-stream",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+    }
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": reason}
+        return sse_part({**base, "choices": [choice]})
+
+    parts = [chunk({"role": "assistant", "content": ""})]
+    parts += [chunk({"content": piece}) for piece in pieces]
+    if tool_call is not None:
+        head = {"index": 0, "id": "call_1", "type": "function"}
+        parts.append(
+            chunk(
+                {"tool_calls": [{**head, "function": {"name": tool_call["name"], "arguments": ""}}]}
+            )
+        )
+        parts.append(
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": tool_call["arguments"]}}]})
+        )
+    parts.append(chunk({}, finish_reason))
+    if usage is not None:
+        parts.append(sse_part({**base, "choices": [], "usage": usage}))
+    if done:
+        parts.append(sse_part("[DONE]"))
+    return parts
+
+
+def chat_stream(pieces: list[str], **options: Any) -> Scripted:
+    """:func:`chat_stream_parts` as a streamed answer (``hold_after``/``cut`` go to
+    :func:`sse`)."""
+    stream_options = {k: options.pop(k) for k in ("hold_after", "cut") if k in options}
+    return sse(chat_stream_parts(pieces, **options), **stream_options)
+
+
+def _response_object(text: str, model: str, usage: dict[str, Any] | None) -> dict[str, Any]:
+    message = {
+        "id": "msg_resp",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    return {
+        "id": "resp_test",
+        "object": "response",
+        "created_at": 1,
+        "model": model,
+        "status": "completed",
+        "output": [message],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": usage
+        if usage is not None
+        else {
+            "input_tokens": 50,
+            "output_tokens": 10,
+            "total_tokens": 60,
+            "input_tokens_details": {"cached_tokens": 5},
+            "output_tokens_details": {"reasoning_tokens": 3},
+        },
+    }
+
+
+def responses_reply(
+    text: str, *, model: str = "test-model", usage: dict[str, Any] | None = None
+) -> Scripted:
+    """A ``/v1/responses`` success with one output message."""
+    return Scripted(body=_response_object(text, model, usage))
+
+
+def responses_stream(
+    pieces: list[str],
+    *,
+    model: str = "test-model",
+    usage: dict[str, Any] | None = None,
+    **stream_options: Any,
+) -> Scripted:
+    """A ``/v1/responses`` stream: created, the output item and its content part added, one
+    text delta per piece, completed (with the whole response, usage included)."""
+    final = _response_object("".join(pieces), model, usage)
+    started = {**final, "status": "in_progress", "output": [], "usage": None}
+    where = {"item_id": "msg_resp", "output_index": 0, "content_index": 0}
+    item = {**final["output"][0], "status": "in_progress", "content": []}
+    part = {"type": "output_text", "text": "", "annotations": []}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **where, "part": part},
+    ]
+    events += [
+        {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
+        for piece in pieces
+    ]
+    events.append({"type": "response.completed", "response": final})
+    parts = [
+        sse_part({**event, "sequence_number": n}, event["type"]) for n, event in enumerate(events)
+    ]
+    return sse(parts, **stream_options)
+
+
+def anthropic_stream_parts(
+    pieces: list[str],
+    *,
+    model: str = "claude-test",
+    stop_reason: str = "end_turn",
+    input_tokens: int = 80,
+    cache_read_input_tokens: int | None = None,
+    output_tokens: int = 15,
+) -> list[bytes]:
+    """A ``/v1/messages`` stream: message_start (input usage, output_tokens 1), one text
+    block with a delta per piece, message_delta (stop reason, cumulative output_tokens),
+    message_stop."""
+    start_usage: dict[str, Any] = {"input_tokens": input_tokens, "output_tokens": 1}
+    if cache_read_input_tokens is not None:
+        start_usage["cache_read_input_tokens"] = cache_read_input_tokens
+    message = {
+        "id": "msg_stream",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": start_usage,
+    }
+    parts = [
+        sse_part({"type": "message_start", "message": message}, "message_start"),
+        sse_part(
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+            "content_block_start",
+        ),
+        sse_part({"type": "ping"}, "ping"),
+    ]
+    parts += [
+        sse_part(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}},
+            "content_block_delta",
+        )
+        for p in pieces
+    ]
+    parts += [
+        sse_part({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+        sse_part(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": output_tokens},
+            },
+            "message_delta",
+        ),
+        sse_part({"type": "message_stop"}, "message_stop"),
+    ]
+    return parts
+
+
+def anthropic_stream(pieces: list[str], **options: Any) -> Scripted:
+    """:func:`anthropic_stream_parts` as a streamed answer (``hold_after``/``cut`` go to
+    :func:`sse`)."""
+    stream_options = {k: options.pop(k) for k in ("hold_after", "cut") if k in options}
+    return sse(anthropic_stream_parts(pieces, **options), **stream_options)
