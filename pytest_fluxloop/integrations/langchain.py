@@ -20,6 +20,7 @@ failing every case for an optional capture.
 
 from __future__ import annotations
 
+import importlib
 import re
 import threading
 from contextvars import ContextVar, Token
@@ -39,7 +40,10 @@ _handler: ContextVar[FluxloopCallbackHandler | None] = ContextVar(
     "fluxloop_langchain_handler", default=None
 )
 _lock = threading.Lock()
-_registered = False
+_registered_in: object | None = None
+"""The ``langchain_core.tracers.context`` module the hook is registered in. A module, not a
+flag: LangChain imports that module lazily, and a host that unloads modules it imported
+(pytest's pytester does, after an in-process run) gets a fresh one with no hooks."""
 _reported: set[str] = set()
 
 
@@ -85,15 +89,18 @@ def _installed_version() -> str | None:
 
 
 def _register() -> None:
-    """Register the configure hook (once per process)."""
-    global _registered
+    """Register the configure hook (once per ``langchain_core.tracers.context`` module)."""
+    global _registered_in
     with _lock:
-        if _registered:
+        # By its full name, as LangChain's configure reads it: ``from package import``
+        # would return a stale module object still set on the package.
+        hooks = importlib.import_module("langchain_core.tracers.context")
+        if _registered_in is hooks:
             return
-        from langchain_core.tracers.context import register_configure_hook
-
-        register_configure_hook(_handler, inheritable=True)
-        _registered = True
+        known = getattr(hooks, "_configure_hooks", ())
+        if not any(entry[0] is _handler for entry in known):  # never twice in one module
+            hooks.register_configure_hook(_handler, inheritable=True)
+        _registered_in = hooks
 
 
 def _once(notice: str) -> list[str]:

@@ -643,3 +643,23 @@ def test_after_an_async_model_run_the_provider_capture_records_again(
         asyncio.run(agent())
     generations = starts(ctx, "generation")
     assert [g.metadata["provider"] for g in generations] == ["openaibacked", "openai"]
+
+
+def test_capture_survives_langchain_reloading_its_hooks_module(
+    case: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LangChain imports ``langchain_core.tracers.context`` lazily; a host that unloads the
+    modules it imported (pytester after an in-process run) leaves a fresh one behind, with
+    no hooks, and a stale one on the package. Capture registers in the one LangChain reads,
+    once."""
+    import sys
+
+    runnable = RunnableLambda(lambda x: x + 1, name="step")
+    with case() as ctx:
+        assert runnable.invoke(1) == 2
+    assert [o.name for o in starts(ctx, "chain")] == ["step"]
+    monkeypatch.delitem(sys.modules, "langchain_core.tracers.context")
+    for _ in range(2):
+        with case() as ctx:
+            assert runnable.invoke(1) == 2
+        assert [o.name for o in starts(ctx, "chain")] == ["step"]  # recorded, once
