@@ -33,6 +33,7 @@ from .context import TraceContext, current_span_id, current_trace, enter_trace, 
 from .decorators import ObservationType, _end, _Open, _Spec, _start
 from .jsonl import append_lines
 from .settings import get_config, is_enabled
+from .usage import token_usage_by_role
 
 __all__ = [
     "OBSERVATIONS_FILE",
@@ -252,6 +253,7 @@ class Instrumentation:
             metadata=to_jsonable({**about, **self._labels()}),
             observations=list(self.observations),
             observations_dropped=self._ctx.dropped if self._ctx is not None else 0,
+            token_usage=token_usage_by_role(self.observations),
         )
 
     def _write(self) -> None:

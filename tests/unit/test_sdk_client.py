@@ -285,3 +285,16 @@ def test_client_is_exported_everywhere() -> None:
     assert sdk.FluxLoopClient is FluxLoopClient
     for module in (sdk, pytest_fluxloop, fluxloop):
         assert "FluxLoopClient" in module.__all__
+
+
+def test_a_production_trace_sums_its_generations_token_usage(tmp_path: Path) -> None:
+    from pytest_fluxloop.sdk.context import current_trace
+    from pytest_fluxloop.sdk.generation import Generation, token_counts
+
+    client = FluxLoopClient(storage="file", output_dir=tmp_path)
+    with client.trace("request"):
+        gen = Generation(current_trace(), "p.chat", provider="p", model="m")  # type: ignore[arg-type]
+        gen.finish(output="ok", usage=token_counts(input_tokens=5, output_tokens=2))
+    client.close()
+    line = json.loads((tmp_path / "traces.jsonl").read_text("utf-8").splitlines()[0])
+    assert line["token_usage"]["agent"]["total_tokens"] == 7
