@@ -205,13 +205,25 @@ class StreamObserver:
         self._finalizers.clear()
 
 
-class _ObservedSyncStream:
-    """Mixed into the SDK's httpx ``SyncByteStream`` by :func:`_observed_class`: the body as
-    before, every chunk and the close also reported to a :class:`StreamObserver`."""
+class _ObservedBody:
+    """What both observing mixins share: the wrapped body and its observer, and every other
+    attribute read through to the wrapped body."""
 
     def __init__(self, inner: Any, observer: StreamObserver) -> None:
         self._fluxloop_inner = inner
         self._fluxloop_observer = observer
+
+    def __getattr__(self, name: str) -> Any:
+        # What httpx or the SDK read from the body they know (httpx's ``elapsed``,
+        # anthropic's ``stream_observer``) is the wrapped body's.
+        if name.startswith("_fluxloop_"):
+            raise AttributeError(name)
+        return getattr(self._fluxloop_inner, name)
+
+
+class _ObservedSyncStream(_ObservedBody):
+    """Mixed into the SDK's httpx ``SyncByteStream`` by :func:`_observed_class`: the body as
+    before, every chunk and the close also reported to a :class:`StreamObserver`."""
 
     def __iter__(self) -> Iterator[bytes]:
         observer = self._fluxloop_observer
@@ -237,20 +249,9 @@ class _ObservedSyncStream:
         finally:
             self._fluxloop_observer.closed()
 
-    def __getattr__(self, name: str) -> Any:
-        # What httpx or the SDK read from the body they know (httpx's ``elapsed``,
-        # anthropic's ``stream_observer``) is the wrapped body's.
-        if name.startswith("_fluxloop_"):
-            raise AttributeError(name)
-        return getattr(self._fluxloop_inner, name)
 
-
-class _ObservedAsyncStream:
+class _ObservedAsyncStream(_ObservedBody):
     """The ``AsyncByteStream`` counterpart of :class:`_ObservedSyncStream`."""
-
-    def __init__(self, inner: Any, observer: StreamObserver) -> None:
-        self._fluxloop_inner = inner
-        self._fluxloop_observer = observer
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         observer = self._fluxloop_observer
@@ -275,11 +276,6 @@ class _ObservedAsyncStream:
             await self._fluxloop_inner.aclose()
         finally:
             self._fluxloop_observer.closed()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_fluxloop_"):
-            raise AttributeError(name)
-        return getattr(self._fluxloop_inner, name)
 
 
 _observed_classes: dict[type, type] = {}

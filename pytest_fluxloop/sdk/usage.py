@@ -28,15 +28,12 @@ def _empty() -> dict[str, Any]:
     return {**dict.fromkeys(TOKEN_COUNT_KEYS), "calls": 0, "calls_without_usage": 0}
 
 
-def _add_counts(into: dict[str, Any], counts: Mapping[str, Any] | None, calls: int = 1) -> None:
-    into["calls"] += calls
-    if counts is None:
-        into["calls_without_usage"] += calls
-        return
+def _add_tokens(into: dict[str, Any], counts: Mapping[str, Any]) -> None:
+    """Add each count of ``counts`` that is a number to ``into``'s (null until one is)."""
     for key in TOKEN_COUNT_KEYS:
         value = counts.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            into[key] = (into[key] or 0) + value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            into[key] = (into[key] or 0) + int(value)
 
 
 def token_usage_by_role(
@@ -57,9 +54,12 @@ def token_usage_by_role(
         if role in skipped:
             continue
         usage = obs.metadata.get("usage")
-        _add_counts(
-            by_role.setdefault(role, _empty()), usage if isinstance(usage, Mapping) else None
-        )
+        into = by_role.setdefault(role, _empty())
+        into["calls"] += 1
+        if isinstance(usage, Mapping):
+            _add_tokens(into, usage)
+        else:
+            into["calls_without_usage"] += 1
     return by_role or None
 
 
@@ -90,7 +90,5 @@ def add_role_usage(total: RoleUsage | None, usage: Mapping[str, Any] | None) -> 
             "reasoning_tokens": counts.get("reasoning_tokens"),
             "total_tokens": counts.get("total_tokens"),
         }
-        for key, value in normalised.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                into[key] = (into[key] or 0) + int(value)
+        _add_tokens(into, normalised)
     return total

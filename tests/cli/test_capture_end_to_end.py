@@ -133,6 +133,21 @@ def _env(echo: EchoServer) -> dict[str, str]:
     }
 
 
+def _pytest(root: Path, echo: EchoServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pytest --fluxloop-config configs/simulation.yaml ARGS`` in a child process."""
+    command = [sys.executable, "-m", "pytest", "--fluxloop-config", "configs/simulation.yaml"]
+    return subprocess.run(
+        [*command, *args, "-p", "no:cacheprovider"],
+        cwd=root,
+        env=clean_env(_env(echo)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 def _traces(root: Path) -> list[dict[str, Any]]:
     folders = sorted((root / "experiments").glob("exp_*"))
     assert len(folders) == 1, folders
@@ -214,51 +229,14 @@ def test_parallel_runs_keep_each_case_s_observations(tmp_path: Path, echo: EchoS
 def test_xdist_workers_keep_each_case_s_observations(tmp_path: Path, echo: EchoServer) -> None:
     pytest.importorskip("xdist")
     root = _project(tmp_path)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--fluxloop-config",
-            "configs/simulation.yaml",
-            "-n",
-            "2",
-            "-p",
-            "no:cacheprovider",
-        ],
-        cwd=root,
-        env=clean_env(_env(echo)),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    proc = _pytest(root, echo, "-n", "2")
     assert proc.returncode == 0, describe(proc)
     _check_traces(root)
 
 
 def test_capture_llm_off_records_no_provider_call(tmp_path: Path, echo: EchoServer) -> None:
     root = _project(tmp_path)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--fluxloop-config",
-            "configs/simulation.yaml",
-            "--fluxloop-no-capture-llm",
-            "-p",
-            "no:cacheprovider",
-        ],
-        cwd=root,
-        env=clean_env(_env(echo)),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    proc = _pytest(root, echo, "--fluxloop-no-capture-llm")
     assert proc.returncode == 0, describe(proc)
     for trace in _traces(root):
         providers = {

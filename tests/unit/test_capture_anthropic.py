@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.capture_helpers import generations, only
 from support.llm_server import (
     MESSAGES,
     FakeLLMServer,
@@ -25,8 +26,7 @@ from support.llm_server import (
 
 from pytest_fluxloop.integrations import anthropic as anthropic_capture
 from pytest_fluxloop.integrations import install, uninstall
-from pytest_fluxloop.records import Observation
-from pytest_fluxloop.sdk.context import CaptureSettings, TraceContext, acting_as, trace_context
+from pytest_fluxloop.sdk.context import CaptureSettings, acting_as, trace_context
 
 anthropic = pytest.importorskip("anthropic")
 
@@ -50,23 +50,6 @@ def client(server: FakeLLMServer, **options: Any) -> Any:
 
 def async_client(server: FakeLLMServer) -> Any:
     return anthropic.AsyncAnthropic(base_url=server.url, api_key="sk-ant-test", max_retries=0)
-
-
-def generations(ctx: TraceContext) -> list[tuple[Observation, Observation]]:
-    """Each generation's (span_start, span_end); every start has exactly one end."""
-    starts = [o for o in ctx.observations if o.type == "span_start" and o.kind == "generation"]
-    ends = [o for o in ctx.observations if o.type == "span_end" and o.kind == "generation"]
-    assert sorted(o.observation_id or "" for o in ends) == sorted(
-        o.observation_id or "" for o in starts
-    )
-    by_id = {o.observation_id: o for o in ends}
-    return [(start, by_id[start.observation_id]) for start in starts]
-
-
-def only(ctx: TraceContext) -> tuple[Observation, Observation]:
-    pairs = generations(ctx)
-    assert len(pairs) == 1, pairs
-    return pairs[0]
 
 
 def create(c: Any, **options: Any) -> Any:

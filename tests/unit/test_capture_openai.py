@@ -17,6 +17,7 @@ from typing import Any
 import openai
 import pydantic
 import pytest
+from support.capture_helpers import generations, only
 from support.llm_server import (
     CHAT,
     RESPONSES,
@@ -34,11 +35,9 @@ from support.llm_server import (
 
 from pytest_fluxloop.integrations import install, uninstall
 from pytest_fluxloop.integrations import openai as openai_capture
-from pytest_fluxloop.records import Observation
 from pytest_fluxloop.sdk import configure, reset_config
 from pytest_fluxloop.sdk.context import (
     CaptureSettings,
-    TraceContext,
     acting_as,
     framework_generation,
     trace_context,
@@ -76,23 +75,6 @@ def async_client(server: FakeLLMServer, **options: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         base_url=server.openai_base_url, api_key="sk-test", max_retries=0, **options
     )
-
-
-def generations(ctx: TraceContext) -> list[tuple[Observation, Observation]]:
-    """Each generation's (span_start, span_end); every start has exactly one end."""
-    starts = [o for o in ctx.observations if o.type == "span_start" and o.kind == "generation"]
-    ends = [o for o in ctx.observations if o.type == "span_end" and o.kind == "generation"]
-    assert sorted(o.observation_id or "" for o in ends) == sorted(
-        o.observation_id or "" for o in starts
-    )
-    by_id = {o.observation_id: o for o in ends}
-    return [(start, by_id[start.observation_id]) for start in starts]
-
-
-def only(ctx: TraceContext) -> tuple[Observation, Observation]:
-    pairs = generations(ctx)
-    assert len(pairs) == 1, pairs
-    return pairs[0]
 
 
 def ask(c: openai.OpenAI, **options: Any) -> Any:

@@ -33,6 +33,9 @@ class DriverOutcome:
     multi_turn: MultiTurnInfo | None = None
     conversation_state: dict[str, Any] | None = None
     token_usage: dict[str, Any] | None = None
+    """Token counts the driver tallied itself, by role (``{"supervisor": {prompt_tokens,
+    completion_tokens, total_tokens, calls}}``; the trace's own shape also works); the
+    record builder adds them to the trace's by-role sums (``engine.record``)."""
     persona: str | None = None
     """The persona the agent was actually played with, if not the case's own."""
 

@@ -22,7 +22,6 @@ from ...errors import FluxloopError
 from ...jsonsafe import to_jsonable
 from ...records import ErrorInfo, MultiTurnInfo
 from ...sdk.context import acting_as, current_span_id, current_trace
-from ...sdk.generation import token_counts
 from ...supervisors import SupervisorDecision, SupervisorError, SupervisorReply, SupervisorRequest
 from ..record import error_info
 from ..values import conversation_values, persona_values
@@ -233,18 +232,6 @@ class _Run:
             self.usage[key] = self.usage.get(key, 0) + value
         return counts
 
-    def _token_usage(self) -> dict[str, Any] | None:
-        """The supervisor's token counts in the trace's by-role shape (None: it used none,
-        as the mock supervisor does)."""
-        if not self.usage:
-            return None
-        counts = token_counts(
-            input_tokens=self.usage.get("prompt_tokens"),
-            output_tokens=self.usage.get("completion_tokens"),
-            total_tokens=self.usage.get("total_tokens"),
-        )
-        return {"supervisor": {**counts, "calls": self.attempts, "calls_without_usage": 0}}
-
     # ---------------------------------------------------------------- results
 
     def state(self) -> dict[str, Any]:
@@ -279,7 +266,10 @@ class _Run:
                 enabled=True, turn_count=self.turn_count, termination_reason=reason
             ),
             conversation_state=state,
-            token_usage=self._token_usage(),
+            # The record builder puts these counts in the trace's by-role shape.
+            token_usage={"supervisor": {**self.usage, "calls": self.attempts}}
+            if self.usage
+            else None,
             agent_error=agent_error,
             supervisor_error=supervisor_error,
             fatal=fatal,
