@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.sdk_helpers import fresh_sdk
 
 import fluxloop
 from pytest_fluxloop.redact import REDACTED
@@ -32,13 +33,9 @@ DEFAULT_FILE = Path("recordings") / "args_recording.jsonl"
 @pytest.fixture(autouse=True)
 def _clean_sdk_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Each test starts without FLUXLOOP_* variables, in an empty cwd, recording undecided."""
-    for name in list(os.environ):
-        if name.startswith("FLUXLOOP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+    fresh_sdk(monkeypatch, tmp_path)
     monkeypatch.setattr(recording, "_warned", False)
     recording._iterations.clear()
-    fluxloop.reset_config()
     yield
     recording._iterations.clear()
     settings.set_recording_override(None)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.sdk_helpers import fresh_sdk
 
 import fluxloop
 import pytest_fluxloop
@@ -28,11 +29,7 @@ SECRET = "sk-abcdefghijklmnopqrstuvwxyz0123"
 @pytest.fixture(autouse=True)
 def _clean_sdk_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No FLUXLOOP_* variables, an empty cwd, and the default config before and after."""
-    for name in list(os.environ):
-        if name.startswith("FLUXLOOP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    fluxloop.reset_config()
+    fresh_sdk(monkeypatch, tmp_path)
     yield
     settings._config = None
 

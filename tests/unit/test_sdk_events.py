@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from support.sdk_helpers import fresh_sdk
 
 import fluxloop
 import pytest_fluxloop
@@ -25,11 +25,7 @@ from pytest_fluxloop.sdk.context import CaptureSettings, acting_as, current_trac
 @pytest.fixture(autouse=True)
 def _clean_sdk_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No FLUXLOOP_* variables, an empty cwd, and the default config before and after."""
-    for name in list(os.environ):
-        if name.startswith("FLUXLOOP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    fluxloop.reset_config()
+    fresh_sdk(monkeypatch, tmp_path)
     yield
     settings._config = None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.sdk_helpers import fresh_sdk
 
 import fluxloop
 import pytest_fluxloop
@@ -45,11 +46,7 @@ LEGACY_NAMES = (
 @pytest.fixture(autouse=True)
 def _clean_sdk_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Each test starts from an environment without FLUXLOOP_* variables, in an empty cwd."""
-    for name in list(os.environ):
-        if name.startswith("FLUXLOOP_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    fluxloop.reset_config()
+    fresh_sdk(monkeypatch, tmp_path)
     fluxloop.set_recording_options(iteration_auto_increment=True)
     recording._iterations.clear()
     yield
