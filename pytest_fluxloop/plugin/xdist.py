@@ -96,6 +96,29 @@ def run_seed(config: pytest.Config, fallback: int | None = None) -> int:
     return fallback if fallback is not None else secrets.randbits(31)
 
 
+def guard_steal_requests(node: Any) -> None:
+    """Make worksteal's steal request to a worker that has just died a no-op.
+
+    xdist's worksteal scheduler may ask a worker for items in the moment between the
+    worker's process dying (an agent calling ``os._exit``, a segfault) and the controller
+    reading the crash; sending on the closed channel then raises ``OSError`` and ends the
+    whole session with an INTERNALERROR. Nothing can reach that worker any more, and xdist's
+    crash handling, which follows, gives its unfinished items to the others, so the request
+    is dropped instead.
+    """
+    send = getattr(node, "send_steal", None)
+    if not callable(send):
+        return
+
+    def send_steal(indices: Any) -> None:
+        try:
+            send(indices)
+        except OSError:  # a broken pipe to the worker: it is gone, not merely busy
+            return  # its crash report, which follows, reschedules its items
+
+    node.send_steal = send_steal
+
+
 def prefer_worksteal(config: pytest.Config) -> None:
     """Under ``-n`` without ``--dist``, schedule an experiment with xdist's ``worksteal``.
 
@@ -478,6 +501,7 @@ class ControllerHooks:
             )
         if self.plan is not None:
             node.workerinput[PLAN_KEY] = self.plan
+        guard_steal_requests(node)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
