@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from .errors import ConfigError, FluxloopError, TargetError
     from .plan import Case, ExperimentPlan
     from .plugin.legacy_runner import FluxloopRunResult
-    from .plugin.marker import FluxloopResult
-    from .records import ExperimentSummary, Observation, TraceRecord
+    from .plugin.marker import FluxloopResult, assert_eval
+    from .records import CaseEvaluation, ExperimentSummary, Observation, TraceRecord
     from .run import Experiment
     from .sdk import (
         ContextExecutor,
@@ -75,6 +75,7 @@ _EXPORTS = {
     "disable_recording": "sdk",
     "set_recording_options": "sdk",
     "Experiment": "run",
+    "assert_eval": "plugin.marker",
     "load_config": "config",
     "LoadedConfig": "config",
     "Overrides": "config",
@@ -82,6 +83,7 @@ _EXPORTS = {
     "ExperimentPlan": "plan",
     "TraceRecord": "records",
     "Observation": "records",
+    "CaseEvaluation": "records",
     "ExperimentSummary": "records",
     "FluxloopResult": "plugin.marker",
     "FluxloopRunResult": "plugin.legacy_runner",
@@ -92,6 +94,7 @@ _EXPORTS = {
 
 __all__ = [
     "Case",
+    "CaseEvaluation",
     "ConfigError",
     "ContextExecutor",
     "Experiment",
@@ -110,6 +113,7 @@ __all__ = [
     "TargetError",
     "TraceRecord",
     "agent",
+    "assert_eval",
     "configure",
     "copy_context",
     "current_trace",

@@ -118,6 +118,66 @@ class MultiTurnInfo(BaseModel):
     termination_reason: str | None = None
 
 
+EvaluationStatus = Literal["passed", "failed", "unscored", "skipped"]
+"""An evaluator's or a case's evaluation outcome. ``unscored``: no verdict could be given (a
+judge's answer could not be parsed, was refused or cut off, timed out, the budget ran out);
+never a failure of the agent. ``skipped``: not evaluated (not sampled, filtered out, the agent
+did not answer)."""
+
+EVALUATOR_TYPES = ("rule_based", "llm_judge")
+
+
+class RuleResult(BaseModel):
+    """One rule of a ``rule_based`` evaluator, checked on one trace."""
+
+    check: str
+    passed: bool | None = Field(
+        description="None: the rule does not apply to this trace (no expected value, no "
+        "token counts reported): left out of the evaluator's score, never counted as 0."
+    )
+    score: float | None = Field(default=None, description="0..1 (similarity: the ratio).")
+    reason: str = ""
+    weight: float = 1.0
+
+
+class EvaluatorResult(BaseModel):
+    """What one evaluator said about one trace."""
+
+    name: str
+    type: str = Field(description="rule_based | llm_judge")
+    status: EvaluationStatus
+    score: float | None = Field(default=None, description="0..1; null unless scored.")
+    raw_score: float | None = Field(
+        default=None, description="A judge's score on its own scale (1..max_score)."
+    )
+    max_score: float | None = None
+    weight: float = 1.0
+    reason: str = ""
+    unscored_reason: str | None = Field(
+        default=None,
+        description="Why there is no score: invalid_output, truncated, refused, timeout, "
+        "rate_limited, server_error, connection, budget, error ...",
+    )
+    evidence: list[dict[str, Any]] = Field(
+        default_factory=list, description="A judge's cited turns: [{turn, quote}]."
+    )
+    rules: list[RuleResult] = Field(default_factory=list)
+    model: str | None = None
+    cached: bool = Field(default=False, description="A judge verdict served from the cache.")
+    llm_calls: int = 0
+
+
+class CaseEvaluation(BaseModel):
+    """The evaluation of one trace: every evaluator and the aggregated verdict."""
+
+    verdict: EvaluationStatus
+    score: float | None = None
+    threshold: float | None = None
+    method: str | None = None
+    reason: str = ""
+    evaluators: list[EvaluatorResult] = Field(default_factory=list)
+
+
 class TraceRecord(BaseModel):
     """One finished case: the complete record written to ``traces.jsonl``.
 
@@ -162,6 +222,10 @@ class TraceRecord(BaseModel):
         default=None, description="Outcome of the pytest item that ran this case."
     )
     worker: str | None = Field(default=None, description="xdist worker id, if any.")
+    evaluation: CaseEvaluation | None = Field(
+        default=None,
+        description="evaluation.yaml's verdict on this trace (null when nothing evaluates).",
+    )
 
     def summary_line(self) -> dict[str, Any]:
         """The ``trace_summary.jsonl`` projection of this record."""
@@ -185,12 +249,19 @@ SUMMARY_KEYS = (
 )
 """Keys of a trace copied into ``trace_summary.jsonl`` (plus :data:`SUMMARY_DERIVED_KEYS`)."""
 
-SUMMARY_DERIVED_KEYS = ("error", "error_kind", "conversation", "termination_reason")
+SUMMARY_DERIVED_KEYS = (
+    "error",
+    "error_kind",
+    "error_type",
+    "conversation",
+    "termination_reason",
+    "evaluation",
+)
 """Keys of a ``trace_summary.jsonl`` line computed from the trace, after :data:`SUMMARY_KEYS`:
 the error's message and kind, the transcript in the earlier FluxLoop ``conversation`` shape
 (:func:`conversation_entries`) and the multi-turn termination reason."""
 
-SUMMARY_SOURCES = ("error", "multi_turn", "conversation_state")
+SUMMARY_SOURCES = ("error", "multi_turn", "conversation_state", "evaluation")
 """Trace fields the derived keys are computed from (besides :data:`SUMMARY_KEYS`)."""
 
 
@@ -200,11 +271,41 @@ def summary_projection_json(data: dict[str, Any]) -> dict[str, Any]:
     line = {key: data.get(key) for key in SUMMARY_KEYS}
     line["error"] = error.get("message") if isinstance(error, dict) else None
     line["error_kind"] = error.get("kind") if isinstance(error, dict) else None
+    line["error_type"] = error.get("type") if isinstance(error, dict) else None
     line["conversation"] = conversation_entries(data)
     multi_turn = data.get("multi_turn")
     reason = multi_turn.get("termination_reason") if isinstance(multi_turn, dict) else None
     line["termination_reason"] = reason
+    line["evaluation"] = compact_evaluation(data.get("evaluation"))
     return line
+
+
+def compact_evaluation(evaluation: Any) -> dict[str, Any] | None:
+    """The short form of a trace's ``evaluation`` (JSON form) on its ``trace_summary.jsonl``
+    line: the verdict, the score and each evaluator's status and score; None without one."""
+    if not isinstance(evaluation, dict):
+        return None
+    evaluators = evaluation.get("evaluators")
+    return {
+        "verdict": evaluation.get("verdict"),
+        "score": evaluation.get("score"),
+        "evaluators": {
+            str(e.get("name")): _compact_evaluator(e)
+            for e in evaluators or []
+            if isinstance(e, dict)
+        },
+    }
+
+
+def _compact_evaluator(result: dict[str, Any]) -> dict[str, Any]:
+    # Why it is unscored and whether it came from the cache, only when so: a resumed run
+    # counts them from these lines.
+    short = {"status": result.get("status"), "score": result.get("score")}
+    if result.get("unscored_reason"):
+        short["unscored_reason"] = result["unscored_reason"]
+    if result.get("cached"):
+        short["cached"] = True
+    return short
 
 
 def conversation_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -421,5 +522,11 @@ class ExperimentSummary(BaseModel):
         default=None,
         description="The run's token counts by role, summed over its traces (same shape as "
         "a trace's token_usage); null when no trace reported any.",
+    )
+    evaluation: dict[str, Any] | None = Field(
+        default=None,
+        description="Verdict counts, scores by evaluator and persona, reliability (pass@k, "
+        "pass^k, Wilson interval, flaky cases) and gate results; null when the run had no "
+        "traces.",
     )
     config_snapshot: dict[str, Any] = Field(default_factory=dict)

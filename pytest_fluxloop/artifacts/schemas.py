@@ -110,6 +110,7 @@ class TraceSummaryLine(BaseModel):
     )
     error: str | None
     error_kind: ErrorKind | None
+    error_type: str | None = Field(description="The error's type (exception class or code).")
     conversation: list[ConversationEntry] = Field(
         description="The transcript: a single-turn trace's input and (when the agent answered) "
         "its output; a multi-turn trace's every message, the closing one marked."
@@ -117,6 +118,10 @@ class TraceSummaryLine(BaseModel):
     termination_reason: str | None = Field(
         description="Why a multi-turn conversation ended (the supervisor's reason, "
         "max_turns_reached, timeout or error); null for a single-turn trace."
+    )
+    evaluation: dict[str, Any] | None = Field(
+        description="The trace's verdict in short: {verdict, score, evaluators: {name: "
+        "{status, score, unscored_reason?, cached?}}}; null when nothing evaluated it."
     )
     # Present only when the field was cut to artifact_field_max_chars.
     input_truncated: TruncationInfo | None = None

@@ -245,6 +245,8 @@ class ExperimentWriter:
         self.leaked_threads = 0  # set by the runner before finish()
         self.missing_cases = 0  # set by the files sink before finish() (run.status)
         self.missing_case_ids: list[str] = []
+        self.evaluation: dict[str, Any] | None = None
+        """The run's evaluation block, set before :meth:`finish` (summary.json ``evaluation``)."""
         self.started_at = started_at
         self.save_traces = save_traces
         self.save_aggregated_metrics = save_aggregated_metrics
@@ -486,6 +488,7 @@ class ExperimentWriter:
             missing_cases=self.missing_cases,
             missing_case_ids=list(self.missing_case_ids),
             token_usage=self._token_usage,
+            evaluation=self.evaluation,
             pid=os.getpid(),
             host=platform.node(),
             config_snapshot=self.config_snapshot,

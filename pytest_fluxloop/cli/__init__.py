@@ -6,7 +6,8 @@ config JSON Schema; ``fluxloop status`` lists the experiments a config's runs le
 ``fluxloop doctor`` checks the installation and the config; ``fluxloop generate inputs``
 writes the inputs file; ``fluxloop record enable | disable | status`` turns argument
 recording on and off in the project's ``.env`` and replay on in simulation.yaml;
-``fluxloop merge`` joins the folders of ``--shard K/N`` runs into one experiment. Importing
+``fluxloop merge`` joins the folders of ``--shard K/N`` runs into one experiment;
+``fluxloop evaluate experiment DIR`` evaluates a finished run. Importing
 this package stays cheap: pytest, pydantic and the config models are imported inside the
 commands that need them.
 """
@@ -22,6 +23,7 @@ import click
 from ..errors import FluxloopError
 from .config_cmd import config_schema
 from .doctor_cmd import doctor
+from .evaluate_cmd import evaluate_group
 from .generate_cmd import generate_group
 from .init_cmd import init_project
 from .merge_cmd import merge
@@ -80,6 +82,7 @@ cli.add_command(doctor)
 cli.add_command(generate_group)
 cli.add_command(record_group)
 cli.add_command(merge)
+cli.add_command(evaluate_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -286,7 +286,23 @@ def _option_of(loc: tuple[int | str, ...]) -> str:
         return name
 
 
-def load_and_check(config_path: Path, overrides: Overrides) -> Experiment:
+def evaluation_args(gates: Sequence[str], *, strict_judges: bool, evaluate: bool) -> list[str]:
+    """The pytest options of ``--gate``, ``--strict-judges`` and ``--no-evaluate``."""
+    args = [f"--fluxloop-gate={gate}" for gate in gates]
+    if strict_judges:
+        args.append("--fluxloop-strict-judges")
+    if not evaluate:
+        args.append("--fluxloop-no-evaluate")
+    return args
+
+
+def load_and_check(
+    config_path: Path,
+    overrides: Overrides,
+    *,
+    gates: Sequence[str] = (),
+    evaluate: bool = True,
+) -> Experiment:
     """``Experiment.load``, the plugin's entry point, plus ``Experiment.check``: the output
     location, the target (imported and inspected), the supervisor settings. A ConfigError
     fails the command (exit 4) before the plan is shown or anything is asked.
@@ -295,7 +311,7 @@ def load_and_check(config_path: Path, overrides: Overrides) -> Experiment:
     """
     from ..run import Experiment
 
-    experiment = Experiment.load(config_path, overrides)
+    experiment = Experiment.load(config_path, overrides, gates=gates, evaluate=evaluate)
     experiment.check()
     return experiment
 
@@ -318,6 +334,25 @@ def load_and_check(config_path: Path, overrides: Overrides) -> Experiment:
     help="Show live progress while cases run; --no-display prints only the final summary.  "
     "[default: display]",
 )
+@click.option(
+    "--gate",
+    "gates",
+    multiple=True,
+    metavar="GATE",
+    help='A run-level gate, e.g. "pass^3>=0.8" or "success_rate>=90%" (repeatable; adds to '
+    "evaluation.yaml gates). A failed gate exits 1 even when every case passed.",
+)
+@click.option(
+    "--strict-judges",
+    is_flag=True,
+    help="Exit 1 when an LLM judge could not give a verdict (unscored).",
+)
+@click.option(
+    "--no-evaluate",
+    is_flag=True,
+    help="Run the agent only: evaluation.yaml's evaluators are not run (gates still apply); "
+    "evaluate later with `fluxloop evaluate experiment DIR`.",
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- PYTEST_ARGS]...")
 @click.pass_context
 def run_experiment(
@@ -328,6 +363,9 @@ def run_experiment(
     yes: bool,
     dry_run: bool,
     display: bool,
+    gates: Sequence[str],
+    strict_judges: bool,
+    no_evaluate: bool,
     pytest_args: Sequence[str],
     **overrides: Any,
 ) -> None:
@@ -337,7 +375,7 @@ def run_experiment(
     pytest unchanged, e.g. `fluxloop run experiment -y -- -x -k refund`.
 
     Exit codes (pytest's): 0 all cases passed (or --dry-run found no problem), 1 some case
-    failed, 2 interrupted, 4 usage or configuration error, 5 no cases selected.
+    failed or a gate failed, 2 interrupted, 4 usage or configuration error, 5 no cases selected.
     """
     from .environment import conflict_warning
 
@@ -357,7 +395,7 @@ def run_experiment(
 
     # Load, check and plan now, before showing or asking anything: a bad or unsupported
     # setting must fail fast, with nothing printed that looks like a start.
-    experiment = load_and_check(config_path, given)
+    experiment = load_and_check(config_path, given, gates=gates, evaluate=not no_evaluate)
     for line in describe_plan(experiment.plan, experiment.cfg, cwd):
         click.echo(line)
     for notice in experiment.notices:
@@ -369,7 +407,10 @@ def run_experiment(
         experiment.cfg.config_path,
         given,
         project_root=experiment.cfg.project_root,
-        extra_args=pytest_args,
+        extra_args=[
+            *evaluation_args(gates, strict_judges=strict_judges, evaluate=not no_evaluate),
+            *pytest_args,
+        ],
         display=display,
     )
     if dry_run:

@@ -321,8 +321,6 @@ def load_config(path: Path | str, overrides: Overrides | None = None) -> LoadedC
         raise ConfigError(_combine(problems))
     assert simulation is not None  # no problems means it validated
     evaluation = companions.get("evaluation")
-    if evaluation is not None and evaluation.model_fields_set:
-        notices.append(_evaluation_notice(evaluation, sources["evaluation"]))
     return LoadedConfig(
         simulation=simulation,
         config_path=config_path,
@@ -464,17 +462,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
-
-
-def _evaluation_notice(evaluation: EvaluationConfig, source: Path) -> str:
-    what = "evaluation.yaml was" if source.name == "evaluation.yaml" else "its evaluation keys were"
-    count = len(evaluation.evaluators)
-    evaluators = f"{count} evaluator(s) are not run, " if count else ""
-    return (
-        f"{source}: {what} read and validated, but this version of pytest-fluxloop does "
-        f"not evaluate runs yet: {evaluators}traces are not scored and no evaluation report "
-        "is written"
-    )
 
 
 # Older spellings still in users' files: (block, key inside it) -> top-level key.

@@ -469,8 +469,8 @@ class InputConfig(StrictModel):
 # --------------------------------------------------------------------------- evaluation.yaml
 # Every layout the earlier releases wrote: the rule/judge evaluators (all versions), the
 # "Phase 2" blocks of 0.2.21-0.2.29 (additional_analysis, report, advanced) and the 0.2.36
-# layout (metrics, efficiency, output, advanced.llm_judge ...). Nothing here is evaluated
-# yet; the loader says so in one notice. The blocks are still typed, so a typo is an error.
+# layout (metrics, efficiency, output, advanced.llm_judge ...). pytest_fluxloop.evaluation
+# compiles them into one plan (evaluation/spec.py); every block is typed, so a typo is an error.
 
 
 class EvaluationGoal(StrictModel):
@@ -485,20 +485,37 @@ REGEX_FLAGS = ("IGNORECASE", "MULTILINE", "DOTALL")
 _TOKEN_BUDGETS = ("max_tokens", "max_total_tokens", "max_prompt_tokens", "max_completion_tokens")
 
 
-class Rule(StrictModel):
-    """One rule of a rule-based evaluator; which fields it needs depends on ``check``."""
+#: The checks a ``rule_based`` evaluator's rules may use.
+RULE_CHECKS = (
+    "output_not_empty",
+    "contains",
+    "not_contains",
+    "matches_regex",
+    "latency_under",
+    "token_usage_under",
+    "similarity",
+    "success",
+    "turn_count_under",
+    "json_valid",
+    "tool_called",
+)
 
-    check: Literal[
-        "output_not_empty",
-        "contains",
-        "not_contains",
-        "matches_regex",
-        "latency_under",
-        "token_usage_under",
-        "similarity",
-        "success",
-    ]
-    target: str | None = None
+#: ``similarity`` methods.
+SIMILARITY_METHODS = ("difflib", "jaccard", "exact")
+
+
+class Rule(StrictModel):
+    """One rule of a rule-based evaluator; which fields it needs depends on ``check``.
+
+    ``pytest_fluxloop.evaluation.rules`` knows every check's meaning.
+    """
+
+    check: NonEmptyStr
+    target: str | None = Field(
+        default=None,
+        description="What the rule reads: output (default), input, transcript, or one "
+        "role's turns (user, assistant, supervisor)",
+    )
     keywords: list[str] | None = None
     case_sensitive: bool | None = Field(
         default=None, description="contains / not_contains: match case (default: no)"
@@ -512,13 +529,41 @@ class Rule(StrictModel):
     max_total_tokens: int | None = Field(default=None, gt=0)
     max_prompt_tokens: int | None = Field(default=None, gt=0)
     max_completion_tokens: int | None = Field(default=None, gt=0)
-    expected_path: str | None = None
-    method: str | None = None
-    threshold: float | None = None
+    expected_path: str | None = Field(
+        default=None,
+        description="similarity: a dotted path to the expected text in the trace "
+        "(metadata.expected, expected_intent ...)",
+    )
+    method: str | None = Field(
+        default=None, description="similarity: difflib (default), jaccard, exact"
+    )
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_turns: int | None = Field(
+        default=None, gt=0, description="turn_count_under: the agent's replies must be fewer"
+    )
+    tool: str | list[str] | None = Field(
+        default=None, description="tool_called: the tool name(s) that must be called"
+    )
+    min_calls: int = Field(default=1, ge=0, description="tool_called: at least this many calls")
+    max_calls: int | None = Field(default=None, ge=0, description="tool_called: at most this many")
+    json_schema: dict[str, Any] | None = Field(
+        default=None, alias="schema", description="json_valid: a JSON Schema the value must match"
+    )
     min_score: float | None = Field(
         default=None, ge=0.0, le=1.0, description="similarity: lowest passing ratio"
     )
     weight: float | None = Field(default=None, ge=0)
+
+    @field_validator("check")
+    @classmethod
+    def _known_check(cls, value: str) -> str:
+        if value not in RULE_CHECKS:
+            import difflib
+
+            close = difflib.get_close_matches(value, RULE_CHECKS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown check {value!r}{hint}; valid: {', '.join(RULE_CHECKS)}")
+        return value
 
     @field_validator("flags")
     @classmethod
@@ -547,6 +592,8 @@ class Rule(StrictModel):
             "matches_regex": ("pattern",),
             "latency_under": ("budget_ms",),
             "similarity": ("expected_path",),
+            "turn_count_under": ("max_turns",),
+            "tool_called": ("tool",),
         }.get(self.check, ())
         missing = [name for name in required if getattr(self, name) is None]
         if missing:
@@ -565,8 +612,33 @@ class Evaluator(StrictModel):
     model: str | None = None
     prompt_template: str | None = None
     max_score: float | None = Field(default=None, gt=0)
-    parser: str | None = None
+    parser: str | None = Field(
+        default=None,
+        description="llm_judge: structured (default: verdict, score, reason, evidence), or "
+        "the earlier tool's first_number_1_10, json_score, regex_score",
+    )
+    parser_pattern: str | None = Field(
+        default=None, description="regex_score: the pattern whose first group is the score"
+    )
     model_parameters: dict[str, Any] | None = None
+    provider: Literal["openai"] = "openai"
+    api_key: str | None = Field(
+        default=None,
+        description="llm_judge: the key (else FLUXLOOP_JUDGE_API_KEY, else OPENAI_API_KEY)",
+    )
+    base_url: str | None = Field(default=None, description="llm_judge: an OpenAI-compatible server")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0, description="llm_judge: output limit")
+    pass_score: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The lowest passing score of this evaluator (0..1; default: "
+        "aggregate.threshold for judges, every rule passing for rule_based)",
+    )
+    target: str | None = Field(
+        default=None, description="llm_judge: the default target of {output} in the prompt"
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Free notes (e.g. a sample_response)"
     )
@@ -581,12 +653,26 @@ class Aggregate(StrictModel):
 
 
 class Limits(StrictModel):
-    """``limits``."""
+    """``limits``: what LLM judging may cost."""
 
-    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
-    max_llm_calls: int | None = Field(default=None, ge=0)
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    cache: str | bool | None = None
+    sample_rate: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of traces the LLM judges see (rules: all)"
+    )
+    max_llm_calls: int | None = Field(
+        default=None, ge=0, description="Judge calls per run; past it, judges are unscored"
+    )
+    max_tokens: int | None = Field(
+        default=None, gt=0, description="Judge tokens per run; past it, judges are unscored"
+    )
+    timeout_seconds: float | None = Field(default=None, gt=0, description="Per judge call")
+    concurrency: int | None = Field(
+        default=None, ge=1, le=64, description="Judge calls in flight at once (default 4)"
+    )
+    cache: str | bool | None = Field(
+        default=None,
+        description="The judge cache file (relative to the project root; default "
+        ".fluxloop/judge_cache.jsonl), or false for none",
+    )
 
 
 class EnabledThreshold(StrictModel):
@@ -846,6 +932,15 @@ class EvaluationConfig(StrictModel):
     evaluators: list[Evaluator] = Field(default_factory=list)
     aggregate: Aggregate = Field(default_factory=Aggregate)
     limits: Limits = Field(default_factory=Limits)
+    gates: list[NonEmptyStr] = Field(
+        default_factory=list,
+        description='Run-level gates, e.g. "pass^3>=0.8", "success_rate>=0.9", '
+        '"p95_latency_ms<2000"; a failed gate fails the session (exit code 1)',
+    )
+    reliability_k: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list,
+        description="The k of pass@k / pass^k in summary.json (default 1, 3 and the iterations)",
+    )
     success_criteria: SuccessCriteria | None = None
     additional_analysis: AdditionalAnalysis | None = None
     report: ReportConfig | None = None

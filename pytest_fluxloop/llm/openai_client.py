@@ -107,6 +107,10 @@ class OpenAIClient(LLMClient):
         if request.temperature is not None:
             params["temperature"] = request.temperature
         params["response_format"] = response_format(request)
+        if request.extra_body:
+            # The SDK merges these into the JSON body, so any server-specific parameter
+            # reaches the server without this client knowing it.
+            params["extra_body"] = dict(request.extra_body)
         with self._drop_lock:
             for name in self._dropped:
                 params.pop(name, None)

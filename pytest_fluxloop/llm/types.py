@@ -49,6 +49,9 @@ class LLMRequest:
         temperature: sent when not None (a server may reject it; see the clients).
         model: overrides the client's model for this request when not None.
         max_tokens: the output limit where the API needs one (Anthropic); None = default.
+        extra_body: extra top-level keys of the request body (a role's ``model_parameters``:
+            ``top_p``, ``seed``, ``reasoning_effort`` ...), sent as they are; a key also set
+            by the client (``temperature``) takes this value.
     """
 
     system: str
@@ -59,6 +62,7 @@ class LLMRequest:
     temperature: float | None = None
     model: str | None = None
     max_tokens: int | None = None
+    extra_body: Mapping[str, Any] | None = None
 
 
 @dataclass

@@ -27,6 +27,43 @@ class CaseFailed(FluxloopError):
         self.record = record
 
 
+class EvaluationFailed(FluxloopError):
+    """Raised by an item whose trace failed its evaluation; rendered like an assertion diff."""
+
+    def __init__(self, record: TraceRecord) -> None:
+        evaluation = record.evaluation
+        super().__init__(evaluation.reason if evaluation is not None else "evaluation failed")
+        self.record = record
+
+
+def describe_evaluation_failure(record: TraceRecord, redactor: Redactor | None = None) -> str:
+    """The failing evaluation of ``record`` as readable, redacted text (see
+    :func:`~pytest_fluxloop.evaluation.verdict.describe_evaluation`)."""
+    from ..evaluation.verdict import describe_evaluation
+    from ..redact import redact
+
+    assert record.evaluation is not None
+    text = describe_evaluation(record, record.evaluation)
+    return redactor.redact_text(text) if redactor is not None else str(redact(text))
+
+
+def evaluation_properties(record: TraceRecord) -> list[tuple[str, object]]:
+    """JUnit ``<property>`` pairs of a trace's evaluation: the verdict, the score and each
+    evaluator's status and score (``item.user_properties``; they survive xdist)."""
+    evaluation = record.evaluation
+    if evaluation is None:
+        return []
+    properties: list[tuple[str, object]] = [("fluxloop.verdict", evaluation.verdict)]
+    if evaluation.score is not None:
+        properties.append(("fluxloop.score", round(evaluation.score, 4)))
+    for result in evaluation.evaluators:
+        value = result.status if result.score is None else f"{result.status} {result.score:.4f}"
+        if result.unscored_reason:
+            value += f" ({result.unscored_reason})"
+        properties.append((f"fluxloop.eval.{result.name}", value))
+    return properties
+
+
 def describe_failure(record: TraceRecord, redactor: Redactor | None = None) -> str:
     """Readable failure text: what failed, for which input/persona, and the agent's traceback.
 
@@ -107,8 +144,12 @@ class FluxloopItem(pytest.Item):
         assert state.experiment is not None and state.runner is not None
         result = state.runner.result(self)
         keep_result(self, result, state.experiment.key)
-        if not result.record.success:
-            raise CaseFailed(result.record)
+        record = result.record
+        self.user_properties.extend(evaluation_properties(record))
+        if not record.success:
+            raise CaseFailed(record)
+        if record.evaluation is not None and record.evaluation.verdict == "failed":
+            raise EvaluationFailed(record)
 
     def repr_failure(
         self,
@@ -118,6 +159,8 @@ class FluxloopItem(pytest.Item):
         """The agent's error as short readable text, not a plugin traceback."""
         if isinstance(excinfo.value, CaseFailed):
             return describe_failure(excinfo.value.record, experiment_redactor(self))
+        if isinstance(excinfo.value, EvaluationFailed):
+            return describe_evaluation_failure(excinfo.value.record, experiment_redactor(self))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

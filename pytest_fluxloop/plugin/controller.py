@@ -258,6 +258,14 @@ class Controller:
                 if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
                     session.exitstatus = pytest.ExitCode.INTERRUPTED
             lost = lost or bool(recorder.missing)
+            outcome = recorder.evaluation_outcome
+            if (
+                outcome is not None
+                and outcome.fails_run
+                and session.exitstatus == pytest.ExitCode.OK
+            ):
+                # Every item passed, but the run is not reliable enough: a failed gate.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if lost and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             # Cases reported a result that is in no file: never a clean exit (run.status).
             from ..run.status import EXIT_MISSING_RECORDS
@@ -285,6 +293,35 @@ class Controller:
         for recorder in self.recorders.values():
             text = recorder.experiment.redactor.redact_text(text)
         return text
+
+    def _evaluation_summary(self, terminalreporter: Any, recorder: RunRecorder) -> None:
+        """Verdict counts, the reliability table (worst first), gates and alerts."""
+        from ..evaluation.reliability import reliability_table
+
+        outcome = recorder.evaluation_outcome
+        assert outcome is not None
+        block = outcome.block
+        verdicts = block.get("verdicts") or {}
+        if set(verdicts) - {"none"}:
+            counts = ", ".join(f"{n} {k}" for k, n in sorted(verdicts.items()) if k != "none")
+            terminalreporter.write_line(f"evaluation: {counts}")
+        reliability = block.get("reliability") or {}
+        overall = reliability.get("overall") or {}
+        repeated = any(g.get("n", 0) > 1 for g in reliability.get("groups") or [])
+        if repeated or outcome.gates:
+            for line in reliability_table(reliability):
+                terminalreporter.write_line(line)
+        elif overall.get("excluded"):
+            terminalreporter.write_line(f"left out of the figures: {overall['excluded']}")
+        for gate in outcome.gates:
+            mark = "passed" if gate.passed else "FAILED"
+            terminalreporter.write_line(f"gate {mark}: {gate.message}", red=not gate.passed)
+        for alert in outcome.alerts:
+            if not alert.passed:
+                terminalreporter.write_line(f"alert: {alert.message}", yellow=True)
+        for line in outcome.messages():
+            if line.startswith("--fluxloop-strict-judges"):
+                terminalreporter.write_line(line, red=True)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         """Print where each experiment's artifacts went (and why writing stopped, if so)."""
@@ -323,6 +360,8 @@ class Controller:
                     recorder.experiment.name, recorder.missing, recorder.location
                 )
                 terminalreporter.write_line(warning, red=True)
+            if recorder.evaluation_outcome is not None and summary is not None:
+                self._evaluation_summary(terminalreporter, recorder)
             terminalreporter.write_line(f"results: {recorder.location}")
         for key, case_ids in self._lost.items():
             from ..run.status import MISSING_IDS_SHOWN

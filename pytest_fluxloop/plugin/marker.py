@@ -6,7 +6,7 @@ trace). A failing assertion fails that case's item only; the trace is still reco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from .keys import STATE_KEY
 
 if TYPE_CHECKING:
     from ..plan.cases import Case
-    from ..records import ErrorInfo, Observation, TraceRecord
+    from ..records import CaseEvaluation, ErrorInfo, Observation, TraceRecord
     from ..run.experiment import Experiment
 
 MARKER = "fluxloop"
@@ -50,6 +50,43 @@ class FluxloopResult:
     attempts: int
     observations: list[Observation]
     record: TraceRecord
+    experiment: Experiment | None = field(default=None, repr=False)
+
+    def evaluate(self) -> CaseEvaluation:
+        """Run the experiment's evaluation.yaml evaluators on this trace (once) and return
+        the verdict (``passed``, ``failed``, ``unscored`` or ``skipped``) with each
+        evaluator's result. The evaluation is written with the trace; judge tokens count
+        under the role ``judge``."""
+        from ..records import CaseEvaluation
+
+        record = self.record
+        if record.evaluation is None and self.experiment is not None:
+            self.experiment.evaluator().apply(record)
+        if record.evaluation is None:
+            return CaseEvaluation(
+                verdict="skipped", reason="the experiment's evaluation.yaml has no evaluators"
+            )
+        return record.evaluation
+
+
+def assert_eval(result: FluxloopResult, *, allow_unscored: bool = True) -> CaseEvaluation:
+    """Fail the test, with each failing evaluator's score and reason, unless ``result``'s
+    trace passes its evaluation (see :meth:`FluxloopResult.evaluate`).
+
+    An ``unscored`` verdict (a judge could not give one) passes unless ``allow_unscored`` is
+    false. Returns the evaluation.
+    """
+    from .collection import describe_evaluation_failure
+
+    evaluation = result.evaluate()
+    bad = evaluation.verdict == "failed" or (
+        evaluation.verdict == "unscored" and not allow_unscored
+    )
+    if bad:
+        redactor = result.experiment.redactor if result.experiment is not None else None
+        __tracebackhide__ = True
+        pytest.fail(describe_evaluation_failure(result.record, redactor), pytrace=False)
+    return evaluation
 
 
 def marker_experiment(
@@ -127,4 +164,5 @@ def fluxloop_result(request: pytest.FixtureRequest, fluxloop_case: Case) -> Flux
         attempts=record.attempts,
         observations=list(record.observations),
         record=record,
+        experiment=experiment,
     )

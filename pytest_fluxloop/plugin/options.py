@@ -51,6 +51,28 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help="show a FluxLoop progress bar instead of per-test characters",
     )
+    group.addoption(
+        "--fluxloop-gate",
+        action="append",
+        default=[],
+        metavar="GATE",
+        help='a run-level gate, e.g. "pass^3>=0.8", "success_rate>=90%%", '
+        '"p95_latency_ms<2000" (repeatable; adds to evaluation.yaml gates); a failed gate '
+        "fails the session with exit code 1",
+    )
+    group.addoption(
+        "--fluxloop-strict-judges",
+        action="store_true",
+        default=False,
+        help="fail the session when an LLM judge could not give a verdict (unscored)",
+    )
+    group.addoption(
+        "--fluxloop-no-evaluate",
+        action="store_true",
+        default=False,
+        help="do not run evaluation.yaml's evaluators in this run (gates still apply; "
+        "evaluate later with `fluxloop evaluate experiment DIR`)",
+    )
     parser.addini(
         "fluxloop_config",
         "simulation.yaml run as test items (like --fluxloop-config)",
@@ -86,7 +108,7 @@ def value_options() -> frozenset[str]:
     xdist needs them as one ``--option=value`` word for remote workers (see
     :func:`.xdist.remote_args`); on/off flags take none.
     """
-    names = {"--fluxloop-config"}
+    names = {"--fluxloop-config", "--fluxloop-gate"}
     names.update(spec.pytest[0] for spec in OVERRIDES if spec.pytest and spec.kind != "bool")
     return frozenset(names)
 

@@ -34,7 +34,7 @@ class CaseRunner:
         self.config = config
         executor = experiment.prepare()
         parallel = experiment.cfg.simulation.parallel_runs
-        run: Callable[[Case], CaseResult] = executor.run
+        run: Callable[[Case], CaseResult] = experiment.case_function(executor.run)
         self.queue: WorkerQueue | None = None
         self.ledger: CrashLedger | None = None
         self.worker = worker_id(config)
@@ -42,7 +42,7 @@ class CaseRunner:
             # Only with cases run ahead can a crash be blamed on the wrong item.
             self.ledger = CrashLedger.for_worker(config)
             if self.ledger is not None:
-                run = self.ledger.tracking(self.worker, executor.run)
+                run = self.ledger.tracking(self.worker, run)
             self.queue = WorkerQueue.find(config)
         self.scheduler = CaseScheduler(run, parallel)
         self.items = items

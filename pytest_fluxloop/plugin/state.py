@@ -8,6 +8,7 @@ usage errors. Running cases is :mod:`.runner`'s job; writing results is :mod:`.c
 from __future__ import annotations
 
 import ast
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,8 +138,18 @@ class PluginState:
             with usage_errors():
                 overrides = overrides_from_options(self.config, **marker_kwargs)
                 experiment = Experiment.load(
-                    path, overrides, run_seed=self.seed, supervisor_hook=self._supervisor_hook
+                    path,
+                    overrides,
+                    run_seed=self.seed,
+                    supervisor_hook=self._supervisor_hook,
+                    gates=self.config.getoption("fluxloop_gate") or (),
+                    strict_judges=bool(self.config.getoption("fluxloop_strict_judges")),
+                    evaluate=not self.config.getoption("fluxloop_no_evaluate"),
                 )
+                if not self.is_controller:
+                    # Each xdist worker spends its share of the judge budget (limits).
+                    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+                    experiment.budget_share = 1.0 / max(1, int(workers or 1))
         except (TypeError, ValueError) as exc:  # bad marker keyword arguments
             raise pytest.UsageError(f"pytest-fluxloop: {path}: {exc}") from None
         self.config.hook.pytest_fluxloop_modify_cases(config=self.config, cases=experiment.cases)

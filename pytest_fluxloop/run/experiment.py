@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,9 @@ from .status import EXIT_USAGE_ERROR
 if TYPE_CHECKING:
     from ..engine.drivers import Driver
     from ..engine.drivers.conversation import MultiTurnConversation
+    from ..evaluation.case import CaseEvaluator
+    from ..evaluation.run_stats import RunEvaluation
+    from ..evaluation.spec import EvaluationSpec
     from .recorder import RunListener
 
 
@@ -70,7 +73,6 @@ def check_supported(cfg: LoadedConfig) -> list[str]:
             f"{cfg.sources['project']}: collector_url is set, but the HTTP collector sink is not "
             "available in this version; traces are written to files only"
         )
-    # evaluation.yaml: the config loader already says, once, that it is read and not run.
     return notices
 
 
@@ -124,7 +126,14 @@ class Experiment:
     """Returns a custom supervisor for the settings, or None (the pytest hook, via the plugin)."""
     replay: ReplayPlan | None = None
     """The recorded calls the cases replay (``replay_args.enabled``), or None."""
+    evaluation: EvaluationSpec | None = None
+    """evaluation.yaml compiled (plus command-line gates); None before :meth:`load`."""
+    strict_judges: bool = False
+    """``--fluxloop-strict-judges``: an unscored judge result fails the run."""
+    budget_share: float = 1.0
+    """The share of the judge budget this process may spend (1 / xdist workers)."""
     _target: Target | None = None
+    _evaluator: CaseEvaluator | None = None
     _executor: CaseExecutor | None = None
     _env_keys: list[str] = field(default_factory=list)
 
@@ -135,8 +144,16 @@ class Experiment:
         overrides: Overrides | None = None,
         run_seed: int | None = None,
         supervisor_hook: Callable[[SupervisorConfig], Any] | None = None,
+        *,
+        gates: Sequence[str] = (),
+        strict_judges: bool = False,
+        evaluate: bool = True,
     ) -> Experiment:
-        """Load and validate config and inputs and plan the cases (ConfigError on problems)."""
+        """Load and validate config and inputs, plan the cases and compile the evaluation
+        (with ``gates``, e.g. ``"pass^3>=0.8"``; ``evaluate=False`` leaves evaluation.yaml's
+        evaluators out of this run); ConfigError on problems."""
+        from ..evaluation.spec import compile_evaluation
+
         cfg = load_config(path, overrides)
         # From here on, our log lines (in this process) never show the config's keys.
         install_log_redaction(cfg.secrets())
@@ -149,12 +166,15 @@ class Experiment:
                 f"{len(replay.calls)} calls recorded in {replay.source}; add inputs or "
                 "iterations to replay them all"
             )
+        evaluation = compile_evaluation(cfg, gates=gates, cases=plan.cases, evaluate=evaluate)
         return cls(
             cfg=cfg,
             plan=plan,
-            notices=[*notices, *replay_notices, *cfg.notices],
+            notices=[*notices, *replay_notices, *cfg.notices, *evaluation.notices],
             supervisor_hook=supervisor_hook,
             replay=replay,
+            evaluation=evaluation,
+            strict_judges=strict_judges,
         )
 
     @property
@@ -374,9 +394,41 @@ class Experiment:
         """Agents still running after their timeout (0 before any case ran)."""
         return self._executor.leaked_threads if self._executor is not None else 0
 
+    def evaluator(self) -> CaseEvaluator:
+        """The evaluator of this experiment's traces (one per process, made on first use)."""
+        if self._evaluator is None:
+            from ..evaluation.case import CaseEvaluator
+            from ..evaluation.spec import EvaluationSpec
+
+            spec = self.evaluation if self.evaluation is not None else EvaluationSpec()
+            self._evaluator = CaseEvaluator(spec, budget_share=self.budget_share)
+        return self._evaluator
+
+    def run_evaluation(self) -> RunEvaluation:
+        """A fresh accumulator of this run's evaluation figures (for its recorder)."""
+        from ..evaluation.run_stats import RunEvaluation
+        from ..evaluation.spec import EvaluationSpec
+
+        spec = self.evaluation if self.evaluation is not None else EvaluationSpec()
+        return RunEvaluation(spec, strict_judges=self.strict_judges)
+
+    def case_function(self, run: Callable[[Case], CaseResult]) -> Callable[[Case], CaseResult]:
+        """``run`` followed by the evaluation of its trace (in the same thread, so cases run
+        ahead with ``parallel_runs`` are judged concurrently too)."""
+        evaluator = self.evaluator()
+        if not evaluator.spec.evaluates_traces:
+            return run
+
+        def run_and_evaluate(case: Case) -> CaseResult:
+            result = run(case)
+            evaluator.apply(result.record)
+            return result
+
+        return run_and_evaluate
+
     def run_case(self, case: Case) -> CaseResult:
-        """Run one case (prepares on first use)."""
-        return self.prepare().run(case)
+        """Run one case and evaluate its trace (prepares on first use)."""
+        return self.case_function(self.prepare().run)(case)
 
     def run(
         self, output_root: Path | None = None, listener: RunListener | None = None
@@ -407,7 +459,9 @@ class Experiment:
 
         recorder = RunRecorder.for_experiment(self, output_root=output_root, listener=listener)
         recorder.open()
-        scheduler = CaseScheduler(executor.run, self.cfg.simulation.parallel_runs)
+        scheduler = CaseScheduler(
+            self.case_function(executor.run), self.cfg.simulation.parallel_runs
+        )
         ahead = scheduler.parallel_runs - 1
         cut_off = True
         stopped = False

@@ -18,6 +18,7 @@ from ..records import ExperimentSummary, TraceRecord
 from ..sinks.base import RunEnd, RunStart, Sink
 from ..sinks.files import FileSink
 from .status import (
+    EXIT_GATE_FAILED,
     EXIT_MISSING_RECORDS,
     MISSING_IDS_KEPT,
     final_status,
@@ -27,6 +28,7 @@ from .status import (
 
 if TYPE_CHECKING:
     from ..artifacts.resume import ResumeState
+    from ..evaluation.run_stats import EvaluationOutcome, RunEvaluation
     from .experiment import Experiment
 
 
@@ -58,8 +60,13 @@ class RunRecorder:
         extra_metadata: dict[str, Any] | None = None,
         resumed_cases: int = 0,
         resumed_case_ids: Collection[str] = (),
+        evaluation: RunEvaluation | None = None,
     ) -> None:
         self.experiment = experiment
+        self.evaluation = evaluation
+        """The run's evaluation figures (fed every written record), or None."""
+        self.evaluation_outcome: EvaluationOutcome | None = None
+        """Set by :meth:`finish`: the evaluation block, the gates and whether they failed."""
         self.sinks = list(sinks)
         self.listener = listener
         self.extra_metadata = dict(extra_metadata or {})
@@ -91,6 +98,10 @@ class RunRecorder:
     ) -> RunRecorder:
         """The recorder with the sinks the experiment's config asks for (files today)."""
         files = FileSink(experiment.cfg, override_root=output_root, resume=resume)
+        evaluation = experiment.run_evaluation()
+        if resume is not None:
+            for line in resume.done.values():
+                evaluation.add_line(line)
         return cls(
             experiment,
             [files],
@@ -98,6 +109,7 @@ class RunRecorder:
             extra_metadata=extra_metadata,
             resumed_cases=len(resume.done) if resume is not None else 0,
             resumed_case_ids=resume.done.keys() if resume is not None else (),
+            evaluation=evaluation,
         )
 
     @property
@@ -163,6 +175,8 @@ class RunRecorder:
             raise
         self.records += 1
         self.written.add(record.case_id)
+        if self.evaluation is not None:
+            self.evaluation.add(record)
         if not record.success or record.test_outcome == "failed":
             self.failed += 1
         if self.listener is not None:
@@ -197,6 +211,12 @@ class RunRecorder:
         unfinished = self.records < todo
         self.missing = missing_records(self.offered.union(reported), self.written)
         status = final_status(exit_code, cut_off=cut_off, stopped=stopped, unfinished=unfinished)
+        block = None
+        if self.evaluation is not None:
+            self.evaluation_outcome = outcome = self.evaluation.finish()
+            block = outcome.block
+            if outcome.fails_run and exit_code == 0:
+                exit_code = EXIT_GATE_FAILED  # a failed gate fails a run whose items passed
         if self.missing and exit_code in (0, 1):
             exit_code = EXIT_MISSING_RECORDS  # what the pytest session exits with then
         end = RunEnd(
@@ -206,6 +226,7 @@ class RunRecorder:
             leaked_threads=self.experiment.leaked_threads,
             missing_cases=len(self.missing),
             missing_case_ids=tuple(self.missing[:MISSING_IDS_KEPT]),
+            evaluation=block,
         )
         summaries = [sink.finish(end) for sink in self.sinks]
         self.summary = next((s for s in summaries if s is not None), None)

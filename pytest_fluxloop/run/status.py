@@ -18,6 +18,9 @@ EXIT_INTERRUPTED = 2
 """pytest's exit code for Ctrl-C / SIGTERM, also used for an interrupted ``Experiment.run``."""
 EXIT_USAGE_ERROR = 4
 """pytest's exit code for a usage error; also the exit code of a fatal configuration stop."""
+EXIT_GATE_FAILED = 1
+"""A run whose items all passed but whose gate failed (``pass^3>=0.8``...), or that had
+unscored judge results under ``--fluxloop-strict-judges``: pytest's "tests failed"."""
 
 FATAL_STOP_PREFIX = "pytest-fluxloop: stopping the run: "
 """How :func:`fatal_reason` starts: the session's stop reason says it was a fatal stop."""

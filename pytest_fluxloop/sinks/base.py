@@ -43,6 +43,8 @@ class RunEnd:
     ``incomplete``)."""
     missing_case_ids: tuple[str, ...] = ()
     """The first of them (see ``run.status.MISSING_IDS_KEPT``)."""
+    evaluation: dict[str, Any] | None = None
+    """The run's evaluation block (``summary.json`` ``evaluation``), or None."""
 
 
 class Sink(Protocol):

@@ -148,4 +148,5 @@ class FileSink:
         self.writer.leaked_threads = end.leaked_threads
         self.writer.missing_cases = end.missing_cases
         self.writer.missing_case_ids = list(end.missing_case_ids)
+        self.writer.evaluation = end.evaluation
         return self.writer.finish(end.status, exit_code=end.exit_code)

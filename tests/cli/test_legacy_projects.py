@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.cli_helpers import clean_env, describe, run_cli
+from support.echo_llm import EchoServer, running_echo_server
 from support.legacy_projects import (
     STYLES,
     make_legacy_project,
@@ -37,11 +39,28 @@ def _only_experiment(project: Path) -> Path:
     return exps[0]
 
 
-def _pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def judge_server() -> Iterator[EchoServer]:
+    """An OpenAI-compatible server for the 0.2.36 layout's metric judges (a 0.2.36 user has
+    an OpenAI key: its evaluation was LLM-judged). It echoes, so every judgement is
+    unusable and ends ``unscored``: the run still passes, and says so."""
+    with running_echo_server() as server:
+        yield server
+
+
+def _judge_env(style: str, server: EchoServer) -> dict[str, str]:
+    if style != "0.2.36":
+        return {}
+    return {"OPENAI_API_KEY": "judge-test-key", "OPENAI_BASE_URL": server.url + "/v1"}
+
+
+def _pytest(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=project,
-        env=clean_env(),
+        env=clean_env(env),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -65,22 +84,39 @@ def _check_sample_agent_traces(exp: Path, runs: int) -> None:
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_template_runs_with_the_cli_as_generated(tmp_path: Path, style: str) -> None:
+def test_template_runs_with_the_cli_as_generated(
+    tmp_path: Path, style: str, judge_server: EchoServer
+) -> None:
     project = make_legacy_project(tmp_path, style)
-    proc = run_cli("run", "experiment", "--yes", cwd=project)
+    proc = run_cli("run", "experiment", "--yes", cwd=project, env=_judge_env(style, judge_server))
     assert proc.returncode == 0, describe(proc)
     out = proc.stdout + proc.stderr
-    # Nothing is silently ignored: the inputs file not generated yet and the evaluation
-    # settings not acted on are both said.
+    # Nothing is silently ignored: the inputs file not generated yet, and (where the
+    # layout has them) the evaluation settings no report is written for yet, are said.
     assert "inputs/generated.yaml" in out, out
-    assert "evaluation" in out.lower(), out
+    summary = json.loads(next((project / "experiments").glob("exp_*/summary.json")).read_text())
+    evaluation = summary["evaluation"]
+    assert evaluation["evaluators"], evaluation  # evaluation.yaml was acted on
+    if style != "0.2.0":  # the report/output blocks, for a report not written yet
+        assert "report" in out.lower(), out
+    if style == "0.2.36":
+        # The judges could not answer (the server echoes): unscored, never a failure.
+        assert evaluation["unscored"] > 0, evaluation
+        assert summary["token_usage"]["judge"]["calls"] > 0, summary["token_usage"]
     _check_sample_agent_traces(_only_experiment(project), runs=4)  # 2 inputs × 2 personas
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_template_runs_with_pytest_and_generated_inputs(tmp_path: Path, style: str) -> None:
+def test_template_runs_with_pytest_and_generated_inputs(
+    tmp_path: Path, style: str, judge_server: EchoServer
+) -> None:
     project = make_legacy_project(tmp_path, style, generated_inputs=True, description=False)
-    proc = _pytest(project, "--fluxloop-config", "configs/simulation.yaml")
+    proc = _pytest(
+        project,
+        "--fluxloop-config",
+        "configs/simulation.yaml",
+        env=_judge_env(style, judge_server),
+    )
     assert proc.returncode == 0, describe(proc)
     # The 0.2.36 template also has its pytest smoke test under tests/, which pytest collects.
     passed = 4 if style == "0.2.36" else 3
@@ -111,9 +147,9 @@ def test_dotenv_of_project_and_fluxloop_root_are_both_read(tmp_path: Path) -> No
     assert outputs == {"from-root|project-value|-"}, outputs
 
 
-def test_smoke_test_of_the_pytest_template(tmp_path: Path) -> None:
+def test_smoke_test_of_the_pytest_template(tmp_path: Path, judge_server: EchoServer) -> None:
     project = make_legacy_project(tmp_path, "0.2.36")
-    proc = _pytest(project, "tests/test_fluxloop_smoke.py")
+    proc = _pytest(project, "tests/test_fluxloop_smoke.py", env=_judge_env("0.2.36", judge_server))
     assert proc.returncode == 0, describe(proc)
     assert "1 passed" in proc.stdout, proc.stdout
 

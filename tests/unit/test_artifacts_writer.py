@@ -288,6 +288,7 @@ def test_append_is_on_disk_immediately(tmp_path: Path) -> None:
             "token_usage": None,
             "error": None,
             "error_kind": None,
+            "error_type": None,
             # The earlier FluxLoop transcript shape (tests/unit/test_artifacts_legacy_fields.py).
             "conversation": [
                 {
@@ -306,6 +307,7 @@ def test_append_is_on_disk_immediately(tmp_path: Path) -> None:
                 },
             ],
             "termination_reason": None,
+            "evaluation": None,
         }
     ]
     traces = read_lines(writer.path / "traces.jsonl")

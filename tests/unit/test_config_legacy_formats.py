@@ -95,10 +95,8 @@ def test_0_2_0_tree_loads_with_strategy_mappings(tmp_path: Path) -> None:
     assert loaded.input is not None
     assert loaded.input.variation_strategies == ["rephrase", "concise", "error_prone"]
     assert loaded.simulation.runner.target_spec == "agents.echo:run"
-    (notice,) = loaded.notices
-    assert str(loaded.sources["evaluation"]) in notice
-    assert "evaluation.yaml was read" in notice
-    assert "2 evaluator(s)" in notice
+    # Evaluated now (pytest_fluxloop.evaluation compiles it): no "read, not run" notice.
+    assert loaded.notices == []
 
 
 def test_0_2_21_indented_evaluation_document_loads(tmp_path: Path) -> None:
@@ -134,7 +132,7 @@ def test_0_2_21_indented_evaluation_document_loads(tmp_path: Path) -> None:
     assert advanced.alerts.conditions[0].operator == ">="
     assert advanced.outliers is not None and advanced.outliers.handling == "remove"
     assert loaded.simulation.runner.python_path is None
-    assert len(loaded.notices) == 1
+    assert loaded.notices == []  # evaluated now: no "read, not run" notice
 
 
 def test_0_2_36_tree_loads_with_new_evaluation_layout_and_runner_keys(tmp_path: Path) -> None:
@@ -171,9 +169,7 @@ def test_0_2_36_tree_loads_with_new_evaluation_layout_and_runner_keys(tmp_path: 
     assert advanced.filters is not None
     assert advanced.filters.exclude_trace_ids == ["trace-to-skip"]
     assert advanced.overall_success is not None and advanced.overall_success.use_default_rules
-    (notice,) = loaded.notices
-    assert "evaluator(s)" not in notice  # this layout has none; the notice still says why
-    assert "not evaluate" in notice
+    assert loaded.notices == []  # the 0.2.36 blocks are evaluated (evaluation/spec.py)
     assert loaded.service_context == "A help desk for a small online shop."
 
 
@@ -200,8 +196,7 @@ def test_single_file_config_splits_companion_keys(tmp_path: Path) -> None:
     assert loaded.evaluation is not None and loaded.evaluation.output is not None
     assert loaded.evaluation.output.summary_file == "billing_summary.md"
     assert loaded.evaluation.aggregate.method == "average"
-    (notice,) = loaded.notices
-    assert notice.startswith(f"{config}: its evaluation keys were read")
+    assert loaded.notices == []
     snap = loaded.snapshot()
     assert snap["input"]["inputs_file"] == "inputs/single.yaml"
     assert "personas" not in snap["simulation"]
@@ -502,7 +497,8 @@ def test_evaluation_typos_are_still_errors(
         assert word in line
 
 
-def test_one_evaluation_notice_and_none_without_settings(tmp_path: Path) -> None:
+def test_evaluation_settings_load_without_notices(tmp_path: Path) -> None:
+    # evaluation.yaml is evaluated now (pytest_fluxloop.evaluation): no "read, not run" notice.
     assert load_config(_project(tmp_path / "none", {})).notices == []
     empty = load_config(_project(tmp_path / "empty", {EVALUATION: "# later\n"}))
     assert empty.evaluation is not None
@@ -510,8 +506,7 @@ def test_one_evaluation_notice_and_none_without_settings(tmp_path: Path) -> None
     goal = load_config(_project(tmp_path / "goal", {EVALUATION: "evaluation_goal: Be kind\n"}))
     assert goal.evaluation is not None and goal.evaluation.evaluation_goal is not None
     assert goal.evaluation.evaluation_goal.text == "Be kind"  # the bare-string form
-    (notice,) = goal.notices
-    assert "evaluation.yaml was read" in notice
+    assert goal.notices == []
 
 
 # --------------------------------------------------------------------------- single file

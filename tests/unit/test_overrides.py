@@ -215,9 +215,16 @@ def test_every_row_reaches_the_pytest_parser(spec: OverrideSpec, pytester: pytes
 
 
 def test_pytest_options_keep_their_order(pytester: pytest.Pytester) -> None:
-    names = [name for name in _fluxloop_options(pytester) if name != "--fluxloop-progress"]
+    # After the table's rows: the options that are not config overrides.
+    run_options = [
+        "--fluxloop-progress",
+        "--fluxloop-gate",
+        "--fluxloop-strict-judges",
+        "--fluxloop-no-evaluate",
+    ]
+    names = list(_fluxloop_options(pytester))
     expected = [flag for spec in OVERRIDES for flag in spec.pytest]
-    assert names == ["--fluxloop-config", *expected]
+    assert names == ["--fluxloop-config", *expected, *run_options]
 
 
 # --------------------------------------------------------------------------- argv round trip
@@ -316,7 +323,19 @@ def test_every_row_reaches_the_click_command(spec: OverrideSpec) -> None:
 
 def test_click_options_keep_table_order_between_root_and_yes() -> None:
     names = list(_click_params())
-    assert names == ["config", "project", "root", *ROWS, "yes", "dry_run", "display", "pytest_args"]
+    assert names == [
+        "config",
+        "project",
+        "root",
+        *ROWS,
+        "yes",
+        "dry_run",
+        "display",
+        "gates",
+        "strict_judges",
+        "no_evaluate",
+        "pytest_args",
+    ]
 
 
 def _cli_parse(argv: list[str], cwd: Path, project_root: Path) -> Overrides:

@@ -69,6 +69,7 @@ def write_project(root: Path, supervisor: str = "") -> Path:
             evaluators:
               - name: judge
                 type: llm_judge
+                enabled: false  # never called here; its settings are still redacted
                 model_parameters: {{api_token: {JUDGE_TOKEN}, temperature: 0}}
             """
         ),

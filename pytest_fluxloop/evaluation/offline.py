@@ -1,0 +1,264 @@
+"""``fluxloop evaluate experiment DIR``: evaluate an experiment that already ran.
+
+The agent is not run again: the traces are read from ``traces.jsonl`` (or, for a run with
+``save_traces: false``, from ``trace_summary.jsonl``, which has no observations), evaluated
+with the experiment's ``evaluation.yaml`` (or ``--config``), and the results are written to a
+folder inside the experiment (``evaluation/`` by default): ``summary.json``, ``per_trace.jsonl``
+and a Markdown report. The experiment's own files are never changed. Judge results come from
+the same cache as the run's, so evaluating twice calls no judge twice.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..artifacts.writer import (
+    METADATA_FILE,
+    SUMMARY_FILE,
+    TRACE_SUMMARY_FILE,
+    TRACES_FILE,
+    write_atomic,
+)
+from ..errors import ConfigError
+from ..jsonsafe import to_jsonable
+from ..records import TraceRecord, utcnow
+from .case import CaseEvaluator
+from .run_stats import EvaluationOutcome, RunEvaluation
+from .spec import compile_evaluation
+
+if TYPE_CHECKING:
+    from ..config.loader import LoadedConfig
+
+__all__ = ["OfflineResult", "evaluate_experiment", "experiment_config_path", "read_traces"]
+
+PER_TRACE_FILE = "per_trace.jsonl"
+REPORT_FILE = "report.md"
+
+
+@dataclass
+class OfflineResult:
+    """What ``evaluate_experiment`` did."""
+
+    output: Path
+    traces: int
+    outcome: EvaluationOutcome
+    source: str
+    """The file the traces were read from."""
+
+
+def experiment_config_path(directory: Path) -> Path | None:
+    """The simulation.yaml an experiment folder was run with (its ``metadata.json``), if it
+    is still there."""
+    try:
+        meta = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = meta.get("config_path") if isinstance(meta, dict) else None
+    path = Path(value) if isinstance(value, str) and value else None
+    return path if path is not None and path.is_file() else None
+
+
+def read_traces(directory: Path) -> tuple[list[TraceRecord], str]:
+    """The traces of an experiment folder (the latest record of each case) and the file they
+    came from.
+
+    Raises:
+        ConfigError: not an experiment folder, or a line that is not a trace (naming the
+            file and line).
+    """
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such folder (give an experiment folder, exp_...)")
+    for name in (TRACES_FILE, TRACE_SUMMARY_FILE):
+        path = directory / name
+        if path.is_file():
+            return _latest(_parse(path, full=name == TRACES_FILE)), name
+    raise ConfigError(
+        f"{directory}: not an experiment folder (no {TRACES_FILE} or {TRACE_SUMMARY_FILE}); "
+        "give the exp_... folder a run wrote"
+    )
+
+
+def _parse(path: Path, *, full: bool) -> Iterator[TraceRecord]:
+    from pydantic import ValidationError
+
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                if not line.endswith("\n"):
+                    continue  # a torn last line of a run that died: not a result
+                raise ConfigError(f"{path}:{number}: not JSON") from None
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}:{number}: not a trace object")
+            data.pop("evaluation", None)  # evaluated again, from scratch
+            if not full:
+                data = _from_summary_line(data)
+            try:
+                yield TraceRecord.model_validate(data)
+            except ValidationError as exc:
+                raise ConfigError(f"{path}:{number}: not a trace record ({exc})") from None
+
+
+def _from_summary_line(line: dict[str, Any]) -> dict[str, Any]:
+    """A ``trace_summary.jsonl`` line as a record (no observations, no metadata)."""
+    keep = {
+        "trace_id",
+        "case_id",
+        "iteration",
+        "persona",
+        "input",
+        "output",
+        "duration_ms",
+        "success",
+        "status",
+        "attempts",
+        "token_usage",
+    }
+    data = {k: v for k, v in line.items() if k in keep}
+    data.setdefault("case_id", data.get("trace_id", ""))
+    when = utcnow().isoformat()
+    data.setdefault("started_at", when)
+    data.setdefault("completed_at", when)
+    data.setdefault("status", "success" if data.get("success") else "error")
+    if line.get("error"):
+        kind = line.get("error_kind") or "agent"
+        data["error"] = {"kind": kind, "type": "Error", "message": str(line["error"])}
+    conversation = line.get("conversation")
+    if isinstance(conversation, list) and len(conversation) > 2:
+        turns = [
+            {"role": e.get("role"), "content": e.get("content")}
+            for e in conversation
+            if isinstance(e, dict)
+        ]
+        data["multi_turn"] = {
+            "enabled": True,
+            "turn_count": sum(t["role"] != "user" for t in turns),
+            "termination_reason": line.get("termination_reason"),
+        }
+        data["conversation_state"] = {"turns": turns}
+    return data
+
+
+def _latest(records: Iterator[TraceRecord]) -> list[TraceRecord]:
+    by_case: dict[str, TraceRecord] = {}
+    for record in records:
+        by_case.pop(record.case_id, None)  # re-inserted: keeps the file's order of latest lines
+        by_case[record.case_id] = record
+    return list(by_case.values())
+
+
+def output_folder(directory: Path, output: str) -> Path:
+    """``output`` inside ``directory``, however it is given.
+
+    Raises:
+        ConfigError: the path leads out of the experiment folder.
+    """
+    base = directory.resolve()
+    target = (base / output).resolve()
+    if target == base or not target.is_relative_to(base):
+        raise ConfigError(
+            f"--output {output!r}: the evaluation folder must be inside the experiment folder "
+            f"{base} (e.g. --output evaluation)"
+        )
+    return target
+
+
+def evaluate_experiment(
+    directory: Path,
+    cfg: LoadedConfig,
+    *,
+    output: str = "evaluation",
+    overwrite: bool = False,
+    gates: Sequence[str] = (),
+    strict_judges: bool = False,
+) -> OfflineResult:
+    """Evaluate the traces of ``directory`` with ``cfg``'s evaluation and write the results.
+
+    Raises:
+        ConfigError: not an experiment, a bad evaluation config, or an output folder that
+            exists (without ``overwrite``) or leads outside the experiment.
+    """
+    target = output_folder(directory, output)
+    if target.exists() and not overwrite:
+        raise ConfigError(
+            f"{target} already exists; pass --overwrite to replace it, or --output another folder"
+        )
+    records, source = read_traces(directory)
+    spec = compile_evaluation(cfg, gates=gates)
+    if not spec.evaluates_traces and not spec.gates:
+        raise ConfigError(
+            f"{cfg.sources.get('evaluation', cfg.config_path)}: no evaluators are enabled and "
+            "no gate is given; nothing to evaluate"
+        )
+    evaluator = CaseEvaluator(spec)
+    # Judges wait on the network: evaluate traces concurrently (the judges' own cap holds).
+    with ThreadPoolExecutor(max_workers=max(1, spec.concurrency)) as pool:
+        for record in records:
+            record.token_usage = _without_judge(record.token_usage)
+        list(pool.map(evaluator.apply, records))
+    run = RunEvaluation(spec, strict_judges=strict_judges)
+    for record in records:
+        run.add(record)
+    outcome = run.finish()
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    redactor = cfg.redactor()
+    lines = [json.dumps(redactor(_per_trace(r)), ensure_ascii=False) for r in records]
+    write_atomic(target / PER_TRACE_FILE, ("\n".join(lines) + "\n" if lines else "").encode())
+    summary = {
+        "experiment_dir": str(directory.resolve()),
+        "evaluated_at": utcnow().isoformat(),
+        "source": source,
+        "config": str(cfg.config_path),
+        "evaluation_config": str(cfg.sources.get("evaluation", "")) or None,
+        "traces": len(records),
+        "passed": not outcome.fails_run,
+        "evaluation": outcome.block,
+    }
+    data = json.dumps(redactor(to_jsonable(summary)), ensure_ascii=False, indent=2) + "\n"
+    write_atomic(target / SUMMARY_FILE, data.encode("utf-8"))
+    from .markdown import render_report
+
+    report_name = spec.report_file or REPORT_FILE
+    report = redactor.redact_text(render_report(directory, records, spec, outcome))
+    write_atomic(output_folder(target, report_name), report.encode("utf-8"))
+    return OfflineResult(output=target, traces=len(records), outcome=outcome, source=source)
+
+
+def _without_judge(usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    # A re-evaluation replaces the earlier judge's tokens rather than adding to them.
+    if not usage or "judge" not in usage:
+        return usage
+    rest = {k: v for k, v in usage.items() if k != "judge"}
+    return rest or None
+
+
+def _per_trace(record: TraceRecord) -> dict[str, Any]:
+    evaluation = record.evaluation
+    return {
+        "trace_id": record.trace_id,
+        "case_id": record.case_id,
+        "iteration": record.iteration,
+        "persona": record.persona,
+        "input": record.input,
+        "success": record.success,
+        "status": record.status,
+        "duration_ms": record.duration_ms,
+        "verdict": evaluation.verdict if evaluation is not None else None,
+        "score": evaluation.score if evaluation is not None else None,
+        "reason": evaluation.reason if evaluation is not None else None,
+        "evaluators": [e.model_dump(mode="json") for e in evaluation.evaluators]
+        if evaluation is not None
+        else [],
+        "judge_tokens": (record.token_usage or {}).get("judge"),
+    }
