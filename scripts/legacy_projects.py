@@ -148,7 +148,26 @@ def _check_traces(exp: Path | None) -> str | None:
     return None
 
 
-def check_release(work: Path, version: str, report: Report) -> None:
+def judge_env() -> tuple[dict[str, str], object | None]:
+    """The OpenAI settings the templates' LLM judges use (0.2.36's ``metrics`` are judged).
+
+    With ``OPENAI_API_KEY`` set, the environment's own; otherwise a local server from the
+    test suite that echoes (every judgement ends ``unscored``, which never fails a case).
+    Returns the variables and the server to shut down (or None).
+    """
+    if os.environ.get("OPENAI_API_KEY"):
+        return {}, None
+    import threading
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from support.echo_llm import EchoServer  # the suite's helper; needs no extra package
+
+    server = EchoServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return {"OPENAI_API_KEY": "legacy-check", "OPENAI_BASE_URL": server.url + "/v1"}, server
+
+
+def check_release(work: Path, version: str, report: Report, env: dict[str, str]) -> None:
     """Every way a user runs the generated project, with this environment's tool."""
     project = generate_template(work, version)
     fluxloop = str(OUR_BIN / "fluxloop")
@@ -156,7 +175,7 @@ def check_release(work: Path, version: str, report: Report) -> None:
 
     def step(name: str, cmd: list[str], traces: bool = True) -> None:
         before = set((project / "experiments").glob("exp_*"))
-        proc = run(cmd, project)
+        proc = run(cmd, project, env=env)
         problem = None if proc.returncode == 0 else f"exit {proc.returncode}"
         if problem is None and traces:
             problem = _check_traces(_experiment(project, before))
@@ -217,13 +236,16 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="fluxloop-legacy-"))
     work.mkdir(parents=True, exist_ok=True)
     report = Report()
+    env, server = judge_env()
     try:
         for version in args.versions.split(","):
             print(f"fluxloop-cli {version}")
-            check_release(work, version.strip(), report)
+            check_release(work, version.strip(), report, env)
         if not args.no_coexistence:
             check_coexistence(work, report)
     finally:
+        if server is not None:
+            server.shutdown()  # type: ignore[attr-defined]
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     failed = [o for o in report.outcomes if not o.ok]

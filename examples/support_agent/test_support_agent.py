@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_fluxloop import assert_eval
+
 
 @pytest.mark.fluxloop(config="configs/simulation.yaml", iterations=1)
 def test_support_agent_answers(fluxloop_result, fluxloop_case):
@@ -14,3 +16,4 @@ def test_support_agent_answers(fluxloop_result, fluxloop_case):
     assert "not sure" not in fluxloop_result.output, fluxloop_case.input
     if fluxloop_case.persona == "novice_user":
         assert fluxloop_result.output.startswith("Happy to help")
+    assert_eval(fluxloop_result)  # configs/evaluation.yaml's evaluators, as the items use
