@@ -98,6 +98,8 @@ def evaluate_experiment_cmd(
         click.echo(line)
     for gate in outcome.gates:
         click.echo(f"gate {'passed' if gate.passed else 'FAILED'}: {gate.message}")
+    for line in outcome.notes():
+        click.echo(f"[WARN] {line}")
     for line in outcome.messages():
         if line.startswith("--fluxloop-strict-judges"):
             click.echo(line.replace("--fluxloop-strict-judges", "--strict-judges"))

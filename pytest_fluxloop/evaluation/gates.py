@@ -325,7 +325,7 @@ def _estimate(gate: Gate, group: Mapping[str, Any]) -> float:
 def _verdict(gate: Gate, value: float, figures: RunFigures, note: str) -> GateResult:
     shown = _format(gate, value)
     if gate.holds(value):
-        return GateResult(gate, value, True, f"{gate.text}: passed with {shown}{note}")
+        return GateResult(gate, value, True, f"{gate.text}: measured {shown}{note}")
     message = f"{gate.text} failed: measured {shown}{note}"
     worst = _worst_groups(gate, figures)
     if worst:

@@ -54,6 +54,17 @@ class EvaluationOutcome:
         """A gate failed, or a judge could not score under ``--fluxloop-strict-judges``."""
         return bool(self.failed_gates) or (self.strict_judges and self.unscored > 0)
 
+    def notes(self) -> list[str]:
+        """Things to tell that fail nothing: the judge budget ran out."""
+        refused = self.block.get("judge", {}).get("budget_refused", 0)
+        if not refused:
+            return []
+        return [
+            f"judge budget reached (limits.max_llm_calls / limits.max_tokens): {refused} "
+            "judgement(s) were not made and are unscored (budget); raise the limits to judge "
+            "them, or re-run: cached verdicts cost nothing"
+        ]
+
     def messages(self) -> list[str]:
         """One line per failed gate (and the strict-judges failure)."""
         lines = [f"gate failed: {g.message}" for g in self.failed_gates]
@@ -253,7 +264,6 @@ class RunEvaluation:
                 "verdicts": dict(self.verdicts),
                 "threshold": self.spec.threshold,
                 "method": self.spec.method,
-                "by_persona": self._persona_block(),
                 "reliability": figures.reliability,
                 "latency_ms": latency_stats(figures.latencies_ms),
                 "tokens_per_case": figures.tokens_per_case,
@@ -265,6 +275,8 @@ class RunEvaluation:
             }
             if self.spec.evaluation_goal:
                 block["evaluation_goal"] = self.spec.evaluation_goal
+            if self.spec.by_persona:
+                block["by_persona"] = self._persona_block()
             if self.spec.efficiency:
                 block["efficiency"] = self._efficiency_block()
             if self.spec.metrics:

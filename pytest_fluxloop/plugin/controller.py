@@ -313,12 +313,22 @@ class Controller:
                 terminalreporter.write_line(line)
         elif overall.get("excluded"):
             terminalreporter.write_line(f"left out of the figures: {overall['excluded']}")
+        for persona, stats in (block.get("by_persona") or {}).items():
+            rate = stats.get("success_rate")
+            mean = stats.get("mean_score")
+            terminalreporter.write_line(
+                f"persona {persona}: {stats['passed']} passed, {stats['failed']} failed"
+                + (f", success {rate:.0%}" if rate is not None else "")
+                + (f", mean score {mean:.2f}" if mean is not None else "")
+            )
         for gate in outcome.gates:
             mark = "passed" if gate.passed else "FAILED"
             terminalreporter.write_line(f"gate {mark}: {gate.message}", red=not gate.passed)
         for alert in outcome.alerts:
             if not alert.passed:
                 terminalreporter.write_line(f"alert: {alert.message}", yellow=True)
+        for line in outcome.notes():
+            terminalreporter.write_line(line, yellow=True)
         for line in outcome.messages():
             if line.startswith("--fluxloop-strict-judges"):
                 terminalreporter.write_line(line, red=True)

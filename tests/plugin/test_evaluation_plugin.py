@@ -234,7 +234,7 @@ def test_no_evaluate_runs_the_agent_only(project: Project, run_experiment: RunFn
         result = run_experiment("--fluxloop-no-evaluate", "--fluxloop-gate", "success_rate>=1")
     result.assert_outcomes(passed=2)  # the refusal is not judged
     assert result.ret == pytest.ExitCode.OK  # evaluation.yaml's impossible gate is not applied
-    result.stdout.fnmatch_lines(["gate passed: success_rate>=1: passed with 1"])
+    result.stdout.fnmatch_lines(["gate passed: success_rate>=1: measured 1"])
     exp = project.only_experiment()
     assert all(t["evaluation"] is None for t in project.jsonl(exp / "traces.jsonl"))
     assert all(t["evaluation"] is None for t in project.jsonl(exp / "trace_summary.jsonl"))
@@ -285,7 +285,7 @@ def test_a_met_gate_exits_0_and_gates_come_from_the_file_too(
     result.assert_outcomes(passed=4)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
-        ["gate passed: pass^2>=1: passed with 1", "gate passed: success_rate>=90%: passed with 1"]
+        ["gate passed: pass^2>=1: measured 1", "gate passed: success_rate>=90%: measured 1"]
     )
     gates = project.summary(project.only_experiment())["evaluation"]["gates"]
     assert [(g["gate"], g["passed"]) for g in gates] == [

@@ -182,7 +182,7 @@ def test_pass_hat_k_gate_uses_overall_mean() -> None:
     # alice pass^3 = 1, bob pass^3 = C(3,3)/C(4,3) = 0.25: mean 0.625.
     passed = _check("pass^3>=0.6", RunFigures(report))
     assert passed.passed and passed.value == pytest.approx(0.625)
-    assert passed.message == "pass^3>=0.6: passed with 0.625"
+    assert passed.message == "pass^3>=0.6: measured 0.625"
     failed = _check("pass^3>=0.8", RunFigures(report))
     assert not failed.passed and failed.value == pytest.approx(0.625)
     assert failed.message.startswith("pass^3>=0.8 failed: measured 0.625")
@@ -293,7 +293,7 @@ def test_results_keep_gate_order_and_serialize() -> None:
         "threshold": 0.8,
         "value": 1.0,
         "passed": True,
-        "message": "pass^3 >= 80%: passed with 1",
+        "message": "pass^3 >= 80%: measured 1",
     }
     json.dumps([r.to_json() for r in results])
 

@@ -15,7 +15,7 @@ import pytest
 
 from pytest_fluxloop.evaluation import run_stats
 from pytest_fluxloop.evaluation.gates import parse_gate
-from pytest_fluxloop.evaluation.run_stats import RunEvaluation
+from pytest_fluxloop.evaluation.run_stats import EvaluationOutcome, RunEvaluation
 from pytest_fluxloop.evaluation.spec import EfficiencySpec, EvaluationSpec, MetricSpec
 from pytest_fluxloop.records import (
     CaseEvaluation,
@@ -212,7 +212,7 @@ def test_summary_lines_keep_what_the_run_summary_reports() -> None:
 
 
 def test_verdicts_evaluators_personas_and_errors() -> None:
-    spec = EvaluationSpec(focus_personas=("p2",), ks=(1,))
+    spec = EvaluationSpec(focus_personas=("p2",), ks=(1,), by_persona=True)
     block = finish(spec, mixed_run())
     assert block["verdicts"] == {"passed": 2, "failed": 3, "unscored": 1, "skipped": 1, "none": 2}
     assert block["evaluators"] == {
@@ -550,3 +550,27 @@ def test_strict_judges_fail_the_run_on_unscored_results() -> None:
     clean = RunEvaluation(EvaluationSpec(), strict_judges=True)
     clean.add(record(2))
     assert not clean.finish().fails_run
+
+
+def test_by_persona_is_reported_only_when_asked() -> None:
+    # aggregate.by_persona (or additional_analysis.persona) turns the persona table on.
+    assert "by_persona" not in finish(EvaluationSpec(ks=(1,)), mixed_run())
+    assert "by_persona" in finish(EvaluationSpec(ks=(1,), by_persona=True), mixed_run())
+
+
+def test_a_budget_refusal_is_told_once_in_a_note() -> None:
+    spec = EvaluationSpec(ks=(1,))
+    assert finish_outcome(spec, mixed_run()).notes() == []
+    refused = [
+        record(n, evaluators=[result("judge", "unscored", unscored_reason="budget")])
+        for n in range(2)
+    ]
+    (note,) = finish_outcome(spec, refused).notes()
+    assert "2 judgement(s)" in note and "unscored (budget)" in note
+
+
+def finish_outcome(spec: EvaluationSpec, records: list[TraceRecord]) -> EvaluationOutcome:
+    run = RunEvaluation(spec)
+    for item in records:
+        run.add(item)
+    return run.finish()
