@@ -558,10 +558,10 @@ class Rule(StrictModel):
     @classmethod
     def _known_check(cls, value: str) -> str:
         if value not in RULE_CHECKS:
-            import difflib
+            from .errors import suggest_key
 
-            close = difflib.get_close_matches(value, RULE_CHECKS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = suggest_key(value, RULE_CHECKS)
+            hint = f" (did you mean {close!r}?)" if close else ""
             raise ValueError(f"unknown check {value!r}{hint}; valid: {', '.join(RULE_CHECKS)}")
         return value
 

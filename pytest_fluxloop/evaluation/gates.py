@@ -9,14 +9,14 @@ counts) fails: a gate never passes on missing data.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pytest_fluxloop.evaluation.reliability import pass_at_k, pass_hat_k
+from ..config.errors import suggest_key
+from .reliability import pass_at_k, pass_hat_k
 
 __all__ = [
     "METRICS",
@@ -178,8 +178,9 @@ def _parse_metric(text: str, name: str) -> tuple[Metric, int | None]:
             raise _invalid(text, f"K in pass@K / pass^K must be a positive integer, got {shown}")
         return ("pass_at_k" if per_k.group("at") is not None else "pass_hat_k"), int(raw)
     known = {**{m: m for m in _PLAIN}, "pass@k": "pass@K", "pass^k": "pass^K"}
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean {known[close[0]]}?)" if close else ""
+    # "pass3", "pass_3": a pass^K with its operator missing is the likeliest meaning.
+    close = suggest_key(name, known) or ("pass^k" if name.startswith("pass") else None)
+    hint = f" (did you mean {known[close]}?)" if close else ""
     raise _invalid(text, f"unknown metric {name!r}{hint}")
 
 

@@ -15,12 +15,12 @@ forge an end line), and the system prompt says that such text is data, never ins
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
 from collections.abc import Mapping
 
+from ..config.errors import suggest_key
 from ..records import TraceRecord, conversation_entries
 from .targets import as_text, target_text, tool_calls, turn_count
 
@@ -100,8 +100,8 @@ def check_template(template: str) -> list[str]:
         if name is None or name in PLACEHOLDERS or name in seen:
             continue
         seen.add(name)
-        close = difflib.get_close_matches(name, list(PLACEHOLDERS), n=1)
-        hint = f" (did you mean {{{close[0]}}}?)" if close else ""
+        close = suggest_key(name, PLACEHOLDERS)
+        hint = f" (did you mean {{{close}}}?)" if close else ""
         problems.append(
             f"unknown placeholder {{{name}}}{hint}; valid: {', '.join(PLACEHOLDERS)} "
             "(write {{ and }} for literal braces)"

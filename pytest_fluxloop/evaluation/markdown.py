@@ -29,6 +29,20 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 120 else text[:119] + "…"
 
 
+def _fixed(value: Any, form: str) -> str:
+    return "" if value is None else form.format(value)
+
+
+def _table(title: str, headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    """A Markdown section with one table (nothing when there are no rows)."""
+    if not rows:
+        return []
+    lines = [f"## {title}", "", "| " + " | ".join(headers) + " |"]
+    lines.append("|" + "---|" * len(headers))
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
 def render_report(
     directory: Path,
     records: list[TraceRecord],
@@ -66,36 +80,27 @@ def render_report(
         "",
     ]
     evaluators = block.get("evaluators") or {}
-    if evaluators:
-        lines += [
-            "## Evaluators",
-            "",
-            "| evaluator | passed | failed | unscored | skipped | mean score |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, stats in evaluators.items():
-            mean = stats.get("mean_score")
-            lines.append(
-                f"| {_cell(name)} | {stats.get('passed', 0)} | {stats.get('failed', 0)} | "
-                f"{stats.get('unscored', 0)} | {stats.get('skipped', 0)} | "
-                f"{'' if mean is None else f'{mean:.2f}'} |"
+    lines += _table(
+        "Evaluators",
+        ("evaluator", "passed", "failed", "unscored", "skipped", "mean score"),
+        [
+            (
+                name,
+                *(s.get(k, 0) for k in ("passed", "failed", "unscored", "skipped")),
+                _fixed(s.get("mean_score"), "{:.2f}"),
             )
-        lines.append("")
+            for name, s in evaluators.items()
+        ],
+    )
     personas = block.get("by_persona") or {}
-    if personas:
-        lines += [
-            "## By persona",
-            "",
-            "| persona | passed | failed | success rate |",
-            "|---|---|---|---|",
-        ]
-        for name, stats in personas.items():
-            rate = stats.get("success_rate")
-            lines.append(
-                f"| {_cell(name)} | {stats.get('passed', 0)} | {stats.get('failed', 0)} | "
-                f"{'' if rate is None else f'{rate:.0%}'} |"
-            )
-        lines.append("")
+    lines += _table(
+        "By persona",
+        ("persona", "passed", "failed", "success rate"),
+        [
+            (name, s.get("passed", 0), s.get("failed", 0), _fixed(s.get("success_rate"), "{:.0%}"))
+            for name, s in personas.items()
+        ],
+    )
     failing = [
         r
         for r in records

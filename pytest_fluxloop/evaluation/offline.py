@@ -27,7 +27,7 @@ from ..artifacts.writer import (
 )
 from ..errors import ConfigError
 from ..jsonsafe import to_jsonable
-from ..records import TraceRecord, utcnow
+from ..records import SUMMARY_KEYS, TraceRecord, utcnow
 from .case import CaseEvaluator
 from .run_stats import EvaluationOutcome, RunEvaluation
 from .spec import compile_evaluation
@@ -110,20 +110,7 @@ def _parse(path: Path, *, full: bool) -> Iterator[TraceRecord]:
 
 def _from_summary_line(line: dict[str, Any]) -> dict[str, Any]:
     """A ``trace_summary.jsonl`` line as a record (no observations, no metadata)."""
-    keep = {
-        "trace_id",
-        "case_id",
-        "iteration",
-        "persona",
-        "input",
-        "output",
-        "duration_ms",
-        "success",
-        "status",
-        "attempts",
-        "token_usage",
-    }
-    data = {k: v for k, v in line.items() if k in keep}
+    data = {k: v for k, v in line.items() if k in SUMMARY_KEYS}
     data.setdefault("case_id", data.get("trace_id", ""))
     when = utcnow().isoformat()
     data.setdefault("started_at", when)

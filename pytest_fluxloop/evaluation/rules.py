@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..config.errors import suggest_key
 from ..config.models import REGEX_FLAGS, RULE_CHECKS, SIMILARITY_METHODS, Rule
 from ..records import EvaluatorResult, RuleResult, TraceRecord
 from .targets import as_text, check_target, lookup_path, target_text, tool_calls, turn_count
@@ -84,8 +85,8 @@ def _number(value: float) -> str:
 
 
 def _unknown(kind: str, value: str, valid: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(value.lower(), valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = suggest_key(value, valid)
+    hint = f" (did you mean {close!r}?)" if close else ""
     return f"unknown {kind} {value!r}{hint}; valid: {', '.join(valid)}"
 
 

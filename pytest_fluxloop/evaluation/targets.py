@@ -8,10 +8,10 @@ the conversation a user sees in the artifacts.
 
 from __future__ import annotations
 
-import difflib
 import json
 from typing import Any
 
+from ..config.errors import suggest_key
 from ..records import Observation, TraceRecord, conversation_entries
 
 __all__ = [
@@ -75,11 +75,11 @@ def check_target(name: str) -> str | None:
         )
     valid = ", ".join((*TARGETS, f"{METADATA_PREFIX}<path>"))
     candidates = (*TARGETS, "metadata")
-    close = difflib.get_close_matches(name.lower(), candidates, n=1)
-    if close and close[0] == "metadata":
+    close = suggest_key(name, candidates)
+    if close == "metadata":
         hint = " (did you mean 'metadata.<key>'?)"
     else:
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = f" (did you mean {close!r}?)" if close else ""
     return f"unknown target {name!r}{hint}; valid: {valid}"
 
 
