@@ -54,15 +54,41 @@ PLACEHOLDERS: dict[str, str] = {
     "turn_count": "how many replies the agent gave",
     "tool_calls": "the names of the agent's tool calls, in order, comma-separated ('(none)')",
     "metadata": "the input's metadata as compact JSON",
+    # The earlier FluxLoop releases' placeholders (their generated templates use them).
+    "history": "the earlier tool's name for the conversation (the same transcript)",
+    "iteration": "the case's iteration number",
+    "trace_id": "the trace's id",
+    "guidelines": "the input's metadata.guidelines (empty without one)",
+    "policy_context": "the input's metadata.policy_context (empty without one)",
+    "requirements": "the input's metadata.requirements (empty without one)",
+    "supporting_data": "the input's metadata.supporting_data (empty without one)",
+    "knowledge_base": "the input's metadata.knowledge_base (empty without one)",
 }
 """Every placeholder a ``prompt_template`` may use, and what it is replaced with."""
 
+_METADATA_PLACEHOLDERS = (
+    "guidelines",
+    "policy_context",
+    "requirements",
+    "supporting_data",
+    "knowledge_base",
+)
+
 DATA_PLACEHOLDERS = frozenset(
-    {"input", "output", "conversation", "expected", "tool_calls", "metadata"}
+    {
+        "input",
+        "output",
+        "conversation",
+        "history",
+        "expected",
+        "tool_calls",
+        "metadata",
+        *_METADATA_PLACEHOLDERS,
+    }
 )
 """Placeholders whose values come from the trace (untrusted): rendered as data blocks."""
 
-TRACE_PLACEHOLDERS = frozenset({"input", "output", "conversation"})
+TRACE_PLACEHOLDERS = frozenset({"input", "output", "conversation", "history"})
 """A template that uses none of these gets the conversation appended, so that a judge always
 sees what it judges."""
 
@@ -153,12 +179,17 @@ def prompt_values(
     metadata = record.metadata
     expected = next((metadata[k] for k in _EXPECTED_KEYS if metadata.get(k) is not None), None)
     names = [call.name for call in tool_calls(record)]
+    conversation = _conversation(record)
     values = {
         "input": record.input,
         "output": target_text(record, target) if target else as_text(record.output),
         "persona": record.persona or "",
         "persona_description": record.persona_description or "",
-        "conversation": _conversation(record),
+        "conversation": conversation,
+        "history": conversation,
+        "iteration": str(record.iteration),
+        "trace_id": record.trace_id,
+        **{name: as_text(metadata.get(name)) for name in _METADATA_PLACEHOLDERS},
         "service_context": service_context or "",
         "evaluation_goal": evaluation_goal or "",
         "expected": as_text(expected),

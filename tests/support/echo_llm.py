@@ -17,24 +17,16 @@ Paths: ``/v1/chat/completions``, ``/v1/responses``, ``/v1/messages`` (Anthropic)
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from support.http_servers import JSONHandler, message_text, serve_in_thread
 
 
 def words(text: str) -> int:
     """The server's token count of ``text``: its whitespace-separated words."""
     return len(text.split())
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(_text(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,23 +41,17 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
 def answer(body: dict[str, Any]) -> tuple[str, int, int]:
     """The reply text, input tokens and output tokens for a request body."""
     messages = _messages(body)
-    users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    users = [message_text(m.get("content")) for m in messages if m.get("role") == "user"]
     reply = f"echo: {users[-1] if users else ''}"
-    prompt = sum(words(_text(m.get("content"))) for m in messages) + words(
-        _text(body.get("system") or body.get("instructions") or "")
+    prompt = sum(words(message_text(m.get("content"))) for m in messages) + words(
+        message_text(body.get("system") or body.get("instructions") or "")
     )
     return reply, prompt, words(reply)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-        return
-
+class _Handler(JSONHandler):
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        body = self._read_json()
         self.server.requests.append((self.path, dict(self.headers), body))  # type: ignore[attr-defined]
         reply, prompt, completion = answer(body)
         model = body.get("model", "unknown")
@@ -80,14 +66,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": {"message": f"unknown path {path}"}}, status=404)
 
     # ------------------------------------------------------------------ helpers
-
-    def _json(self, data: Any, status: int = 200) -> None:
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
 
     def _sse(self, events: list[tuple[str | None, Any]]) -> None:
         chunks = []
@@ -258,15 +236,6 @@ class EchoServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-@contextmanager
-def running_echo_server() -> Iterator[EchoServer]:
+def running_echo_server() -> AbstractContextManager[EchoServer]:
     """Start an :class:`EchoServer` on a free port for the block."""
-    server = EchoServer()
-    thread = threading.Thread(target=server.serve_forever, name="echo-llm", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return serve_in_thread(EchoServer(), "echo-llm")

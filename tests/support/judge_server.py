@@ -21,10 +21,11 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from support.http_servers import JSONHandler, message_text, serve_in_thread
 
 PASS_SCORE = 9
 FAIL_SCORE = 2
@@ -37,17 +38,10 @@ _OUTPUT_BLOCK = re.compile(
 )
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
 def judged_text(body: dict[str, Any]) -> str:
     """The text a request asks to judge: the output data block of its last user message."""
-    users = [_text(m.get("content")) for m in body.get("messages") or [] if m.get("role") == "user"]
+    messages = body.get("messages") or []
+    users = [message_text(m.get("content")) for m in messages if m.get("role") == "user"]
     message = users[-1] if users else ""
     found = _OUTPUT_BLOCK.search(message)
     return found.group(2) if found else message
@@ -70,12 +64,8 @@ def decide(text: str) -> tuple[str, str]:
     return "fail", json.dumps(verdict)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JSONHandler):
     server: JudgeServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-        return
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0].rstrip("/").endswith("/count"):
@@ -85,14 +75,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": {"message": f"unknown path {self.path}"}}, status=404)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        body = self._read_json()
         if not self.path.split("?", 1)[0].endswith("/chat/completions"):
             self._json({"error": {"message": f"unknown path {self.path}"}}, status=404)
             return
         kind, reply = decide(judged_text(body))
         self.server.record(kind)
-        prompt = sum(len(_text(m.get("content")).split()) for m in body.get("messages") or [])
+        messages = body.get("messages") or []
+        prompt = sum(len(message_text(m.get("content")).split()) for m in messages)
         completion = len(reply.split())
         self._json(
             {
@@ -114,14 +104,6 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             }
         )
-
-    def _json(self, data: Any, status: int = 200) -> None:
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 class JudgeServer(ThreadingHTTPServer):
@@ -155,15 +137,6 @@ class JudgeServer(ThreadingHTTPServer):
         return self.snapshot()[0]
 
 
-@contextmanager
-def running_judge_server() -> Iterator[JudgeServer]:
+def running_judge_server() -> AbstractContextManager[JudgeServer]:
     """Start a :class:`JudgeServer` on a free port for the block."""
-    server = JudgeServer()
-    thread = threading.Thread(target=server.serve_forever, name="judge-llm", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return serve_in_thread(JudgeServer(), "judge-llm")

@@ -65,6 +65,15 @@ def test_every_placeholder_is_documented() -> None:
         "turn_count",
         "tool_calls",
         "metadata",
+        # The earlier releases' generated templates use these.
+        "history",
+        "iteration",
+        "trace_id",
+        "guidelines",
+        "policy_context",
+        "requirements",
+        "supporting_data",
+        "knowledge_base",
     }
     assert all(text.strip() for text in PLACEHOLDERS.values())
 
@@ -242,3 +251,21 @@ def test_system_prompt_asks_for_the_verdict_json_and_says_data_is_data() -> None
     assert "from 0 to 1 " in system_prompt(1.0, None)
     assert '"answer"' in system_prompt(5, None, parser="regex_score")
     assert '"verdict"' not in system_prompt(5, None, parser="json_score")
+
+
+def test_the_earlier_releases_placeholders_render_from_the_trace() -> None:
+    # fluxloop-cli 0.2.21-0.2.29 templates: {history}, {guidelines}, {policy_context} ...,
+    # read from the input's metadata; absent ones are empty, never an error.
+    template = (
+        "History: {history}\nGuidelines: {guidelines}\nPolicy: {policy_context}\n"
+        "Data: {supporting_data}\nIteration {iteration} of {trace_id}"
+    )
+    assert check_template(template) == []
+    rec = record(metadata={"guidelines": "Always offer a refund", "policy_context": None})
+    got = values(rec)
+    assert got["history"] == got["conversation"]
+    assert "user: Change my flight to Friday" in got["history"]
+    assert got["guidelines"] == "Always offer a refund"
+    assert got["policy_context"] == "" and got["supporting_data"] == ""
+    assert (got["iteration"], got["trace_id"]) == ("0", "t1")
+    assert "Always offer a refund" in user_message(template, got)
