@@ -39,6 +39,11 @@ score parsers."""
 _MAX_EVIDENCE = 10
 _MAX_QUOTE_CHARS = 500
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# Where a first_number_1_10 judge states its score: "Score: 8/10", "score = 7.5", or a reply
+# that starts with the number ("8", "8/10 - clear"). A number anywhere else (an echoed rubric
+# saying "rate from 1-10") is not a score: that answer is invalid, never a 1/10.
+_SCORE_LABEL = re.compile(r"\bscore\b\s*(?:is|of)?\s*[:=]?\s*\**\s*(-?\d+(?:\.\d+)?)", re.I)
+_LEADING_NUMBER = re.compile(r"\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:/|\b|$)")
 
 
 @dataclass(frozen=True)
@@ -162,10 +167,14 @@ def verdict_parser(parser: str, max_score: float, pattern: str | None = None) ->
             reason = data.get("reason")
             return Judgement(score, reason=reason if isinstance(reason, str) else ""), False
         text = _text(raw)
-        match = _NUMBER.search(text)
+        match = _SCORE_LABEL.search(text) or _LEADING_NUMBER.match(text)
         if match is None:
-            raise InvalidOutput("no number in the output", schema=False)
-        return Judgement(_in_range(float(match.group(0)), max_score), reason=text.strip()), False
+            raise InvalidOutput(
+                'no score in the output (expected "Score: <number>" or a reply starting with '
+                "the number)",
+                schema=False,
+            )
+        return Judgement(_in_range(float(match.group(1)), max_score), reason=text.strip()), False
 
     def parse_json_score(raw: RawOutput) -> tuple[Judgement, bool]:
         data, loose = output_json(raw)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..records import TraceRecord
 from .gates import GateResult, RunFigures, evaluate_gates, latency_stats
-from .reliability import ReliabilityTally, case_outcome
+from .reliability import EXCLUDED_JUDGE, ReliabilityTally, case_outcome
 
 if TYPE_CHECKING:
     from .spec import EvaluationSpec
@@ -164,7 +164,9 @@ class RunEvaluation:
             if isinstance(score, int | float):
                 self.persona_scores[persona].append(float(score))
             self._add_evaluators(evaluation.get("evaluators"))
-        if outcome in ("pass", "fail"):
+        # The agent's own figures (latency, tokens, errors) count every run the agent made,
+        # judged or not; only runs the harness broke (infrastructure, supervisor) are out.
+        if outcome in ("pass", "fail", EXCLUDED_JUDGE):
             self.counted += 1
             duration = line.get("duration_ms")
             if isinstance(duration, int | float) and math.isfinite(duration):
