@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from support.cli_helpers import clean_env, describe, run_cli
+from support.cli_helpers import describe, run_child_pytest, run_cli
 from support.echo_llm import EchoServer, running_echo_server, words
 
 pytestmark = pytest.mark.slow
@@ -135,17 +134,8 @@ def _env(echo: EchoServer) -> dict[str, str]:
 
 def _pytest(root: Path, echo: EchoServer, *args: str) -> subprocess.CompletedProcess[str]:
     """``pytest --fluxloop-config configs/simulation.yaml ARGS`` in a child process."""
-    command = [sys.executable, "-m", "pytest", "--fluxloop-config", "configs/simulation.yaml"]
-    return subprocess.run(
-        [*command, *args, "-p", "no:cacheprovider"],
-        cwd=root,
-        env=clean_env(_env(echo)),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    config = ("--fluxloop-config", "configs/simulation.yaml")
+    return run_child_pytest(*config, *args, cwd=root, env=_env(echo))
 
 
 def _traces(root: Path) -> list[dict[str, Any]]:

@@ -23,7 +23,6 @@ import json
 import math
 import re
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.cli_helpers import clean_env, describe, run_cli
+from support.cli_helpers import describe, run_child_pytest, run_cli
 from support.echo_llm import EchoServer, running_echo_server, words
 from support.judge_server import (
     FAIL_REASON,
@@ -163,20 +162,10 @@ def env_for(judge: JudgeServer, echo: EchoServer, *, key: bool = True) -> dict[s
 
 def run_pytest(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m pytest --fluxloop-config configs/simulation.yaml ARGS`` in ``root``."""
-    command = [sys.executable, "-m", "pytest", "--fluxloop-config", "configs/simulation.yaml"]
     # langsmith's pytest plugin (installed with langchain) costs ~1 s per process, workers
     # included, and plays no part here.
-    return subprocess.run(
-        [*command, *args, "-p", "no:cacheprovider", "-p", "no:langsmith_plugin"],
-        cwd=root,
-        env=clean_env(env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=180,
-        check=False,
-    )
+    config = ("--fluxloop-config", "configs/simulation.yaml")
+    return run_child_pytest(*config, *args, "-p", "no:langsmith_plugin", cwd=root, env=env)
 
 
 def experiments(root: Path) -> list[Path]:

@@ -10,14 +10,13 @@ the earlier releases installed from PyPI.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.cli_helpers import clean_env, describe, run_cli
+from support.cli_helpers import describe, run_child_pytest, run_cli, run_process
 from support.echo_llm import EchoServer, running_echo_server
 from support.legacy_projects import (
     STYLES,
@@ -52,21 +51,6 @@ def _judge_env(style: str, server: EchoServer) -> dict[str, str]:
     if style != "0.2.36":
         return {}
     return {"OPENAI_API_KEY": "judge-test-key", "OPENAI_BASE_URL": server.url + "/v1"}
-
-
-def _pytest(
-    project: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=project,
-        env=clean_env(env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def _check_sample_agent_traces(exp: Path, runs: int) -> None:
@@ -111,10 +95,10 @@ def test_template_runs_with_pytest_and_generated_inputs(
     tmp_path: Path, style: str, judge_server: EchoServer
 ) -> None:
     project = make_legacy_project(tmp_path, style, generated_inputs=True, description=False)
-    proc = _pytest(
-        project,
+    proc = run_child_pytest(
         "--fluxloop-config",
         "configs/simulation.yaml",
+        cwd=project,
         env=_judge_env(style, judge_server),
     )
     assert proc.returncode == 0, describe(proc)
@@ -149,21 +133,19 @@ def test_dotenv_of_project_and_fluxloop_root_are_both_read(tmp_path: Path) -> No
 
 def test_smoke_test_of_the_pytest_template(tmp_path: Path, judge_server: EchoServer) -> None:
     project = make_legacy_project(tmp_path, "0.2.36")
-    proc = _pytest(project, "tests/test_fluxloop_smoke.py", env=_judge_env("0.2.36", judge_server))
+    env = _judge_env("0.2.36", judge_server)
+    proc = run_child_pytest("tests/test_fluxloop_smoke.py", cwd=project, env=env)
     assert proc.returncode == 0, describe(proc)
     assert "1 passed" in proc.stdout, proc.stdout
 
 
 def test_sample_agent_main_block_runs_outside_an_experiment(tmp_path: Path) -> None:
     project = make_legacy_project(tmp_path, "0.2.21")
-    proc = subprocess.run(
+    proc = run_process(
         [sys.executable, "examples/support_agent.py"],
         cwd=project,
-        env=clean_env({"PYTHONPATH": str(project)}),
-        capture_output=True,
-        text=True,
+        env={"PYTHONPATH": str(project)},
         timeout=60,
-        check=False,
     )
     assert proc.returncode == 0, describe(proc)
     assert "Your parcel can be tracked" in proc.stdout

@@ -1,10 +1,11 @@
-"""Run the ``fluxloop`` CLI in a real subprocess for tests."""
+"""Run the ``fluxloop`` CLI, or pytest, in a real subprocess for tests."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 # Prefer the installed console script: it is the real entry point, and unlike
@@ -14,6 +15,7 @@ _SCRIPT = Path(sys.executable).with_name("fluxloop")
 CLI_COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "pytest_fluxloop.cli"]
 
 CLI_TIMEOUT_S = 120  # hang guard only; normal runs take a few seconds
+PYTEST_TIMEOUT_S = 180  # the same for a whole pytest session in a child process
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -32,15 +34,17 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_cli(
-    *args: str | Path,
+def run_process(
+    command: Sequence[str | Path],
+    *,
     cwd: Path,
     env: dict[str, str] | None = None,
     timeout: float = CLI_TIMEOUT_S,
 ) -> subprocess.CompletedProcess[str]:
-    """``fluxloop ARGS`` in ``cwd`` with no stdin (never a TTY)."""
+    """``COMMAND`` in ``cwd`` with :func:`clean_env` plus ``env`` and no stdin (never a TTY);
+    its output captured as UTF-8 text."""
     return subprocess.run(
-        [*CLI_COMMAND, *map(str, args)],
+        [str(part) for part in command],
         cwd=cwd,
         env=clean_env(env),
         stdin=subprocess.DEVNULL,
@@ -50,6 +54,27 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def run_cli(
+    *args: str | Path,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = CLI_TIMEOUT_S,
+) -> subprocess.CompletedProcess[str]:
+    """``fluxloop ARGS`` in ``cwd`` with no stdin (never a TTY)."""
+    return run_process([*CLI_COMMAND, *args], cwd=cwd, env=env, timeout=timeout)
+
+
+def run_child_pytest(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = PYTEST_TIMEOUT_S,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest -p no:cacheprovider ARGS`` in ``cwd``, as :func:`run_process`."""
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    return run_process(command, cwd=cwd, env=env, timeout=timeout)
 
 
 def describe(proc: subprocess.CompletedProcess[str]) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.eval_helpers import make_record
 from support.llm_server import (
     CHAT,
     FakeLLMServer,
@@ -41,7 +41,6 @@ __all__ = ["llm_server"]  # the fixture, imported for pytest
 
 KEY = "sk-test-judge-0123456789abcdefghijkl"
 MODEL = "judge-model"
-NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
 TEMPLATE = "Rate the answer.\nQuestion: {input}\nAnswer: {output}\nConversation:\n{conversation}"
 GOOD = {
     "verdict": "pass",
@@ -52,17 +51,12 @@ GOOD = {
 
 
 def record(output: Any = "Done: you fly on Friday at 9:00.", case_id: str = "c1") -> TraceRecord:
-    return TraceRecord(
+    return make_record(
         trace_id=f"t-{case_id}",
         case_id=case_id,
-        iteration=0,
         input="Change my flight to Friday",
         output=output,
         duration_ms=5.0,
-        success=True,
-        status="success",
-        started_at=NOW,
-        completed_at=NOW,
     )
 
 
@@ -487,8 +481,13 @@ def test_structured_is_lenient_about_case_and_extra_keys() -> None:
 
 
 def test_legacy_parsers_reject_what_they_cannot_read() -> None:
-    with pytest.raises(InvalidOutput, match="no number"):
+    with pytest.raises(InvalidOutput, match="no score"):
         parsed("first_number_1_10", "Excellent work!")
+    # A number that is not stated as the score (an echoed rubric) is no verdict, never a 1.
+    with pytest.raises(InvalidOutput, match="no score"):
+        parsed("first_number_1_10", "echo: Rate from 1-10. Answer 'Score: <number>/10'.")
+    assert parsed("first_number_1_10", "8/10 - clear and short").raw_score == 8
+    assert parsed("first_number_1_10", "Reason: fine.\nScore: 7").raw_score == 7
     with pytest.raises(InvalidOutput, match=r"outside 0\.\.10"):
         parsed("first_number_1_10", "Score: 12")
     with pytest.raises(InvalidOutput, match="not a number"):

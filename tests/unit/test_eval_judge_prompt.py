@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from support.eval_helpers import make_record
 
 from pytest_fluxloop.evaluation.judge_prompt import (
     BUILTIN_RUBRICS,
@@ -23,25 +23,19 @@ from pytest_fluxloop.evaluation.judge_prompt import (
 )
 from pytest_fluxloop.records import MultiTurnInfo, Observation, TraceRecord
 
-NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
 
 def record(**fields: Any) -> TraceRecord:
-    base: dict[str, Any] = {
+    """The shared successful trace, a traveller's flight change."""
+    defaults = {
         "trace_id": "t1",
         "case_id": "c1",
-        "iteration": 0,
         "persona": "traveler",
         "persona_description": "A frequent flyer in a hurry",
         "input": "Change my flight to Friday",
         "output": "Done: you fly on Friday at 9:00.",
         "duration_ms": 12.0,
-        "success": True,
-        "status": "success",
-        "started_at": NOW,
-        "completed_at": NOW,
     }
-    return TraceRecord(**{**base, **fields})
+    return make_record(**{**defaults, **fields})
 
 
 def values(rec: TraceRecord | None = None, **kwargs: Any) -> dict[str, str]:

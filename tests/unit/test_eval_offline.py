@@ -12,18 +12,17 @@ from typing import Any
 import pytest
 import yaml
 from support.engine_helpers import isolated_imports
+from support.eval_helpers import make_record
 from support.experiment_helpers import make_project, only_experiment_dir, read_jsonl
 from support.llm_server import CHAT, FakeLLMServer, chat_completion, llm_server
 
 from pytest_fluxloop.config import load_config
 from pytest_fluxloop.errors import ConfigError
 from pytest_fluxloop.evaluation.offline import evaluate_experiment, output_folder, read_traces
-from pytest_fluxloop.records import TraceRecord, utcnow
 from pytest_fluxloop.run import Experiment
 
 __all__ = ["llm_server"]  # the fixture, imported for pytest
 
-NOW = utcnow()
 KEY = "sk-offline-judge-0123456789abcdefgh"
 
 
@@ -34,21 +33,16 @@ def _isolated() -> Iterator[None]:
 
 
 def trace(case_id: str, **fields: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
+    """The ``traces.jsonl`` line of a successful trace of ``case_id``."""
+    defaults = {
         "trace_id": f"t-{case_id}",
         "case_id": case_id,
-        "iteration": 0,
         "persona": "p",
         "input": "Where is my parcel?",
         "output": "On its way.",
         "duration_ms": 5.0,
-        "success": True,
-        "status": "success",
-        "started_at": NOW,
-        "completed_at": NOW,
     }
-    data.update(fields)
-    return TraceRecord.model_validate(data).model_dump(mode="json")
+    return make_record(**{**defaults, **fields}).model_dump(mode="json")
 
 
 def write_lines(path: Path, rows: list[Any], tail: str = "") -> Path:

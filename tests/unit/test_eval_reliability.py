@@ -6,11 +6,11 @@ import itertools
 import json
 import math
 import threading
-from datetime import datetime, timezone
 from fractions import Fraction
 from typing import Any
 
 import pytest
+from support.eval_helpers import make_record
 
 from pytest_fluxloop.evaluation import reliability as rel
 from pytest_fluxloop.evaluation.reliability import (
@@ -28,8 +28,6 @@ from pytest_fluxloop.evaluation.reliability import (
 )
 from pytest_fluxloop.records import CaseEvaluation, ErrorInfo, TraceRecord
 
-NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
-
 
 def record(
     *,
@@ -42,18 +40,16 @@ def record(
 ) -> TraceRecord:
     error = None if kind is None else ErrorInfo(kind=kind, type="E", message="boom")
     evaluation = None if verdict is None else CaseEvaluation(verdict=verdict)
-    return TraceRecord(
+    return make_record(
         trace_id=f"t-{case_id}",
         case_id=case_id,
-        iteration=0,
         persona=persona,
         input=input,
+        output=None,
         duration_ms=10.0,
         success=status == "success",
         status=status,
         error=error,
-        started_at=NOW,
-        completed_at=NOW,
         evaluation=evaluation,
     )
 

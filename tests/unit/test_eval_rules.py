@@ -7,30 +7,22 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from support import eval_helpers
 
 from pytest_fluxloop.config.models import RULE_CHECKS, Rule
 from pytest_fluxloop.evaluation import rules as rules_module
 from pytest_fluxloop.evaluation.rules import CHECKS, check_rule_config, evaluate_rule_based
-from pytest_fluxloop.records import Observation, RuleResult, TraceRecord, utcnow
+from pytest_fluxloop.records import Observation, RuleResult, TraceRecord
 
 
 def make_record(**fields: Any) -> TraceRecord:
-    """A successful single-turn trace; ``fields`` replace or add to its fields."""
-    now = utcnow()
-    data: dict[str, Any] = {
-        "trace_id": "t-1",
-        "case_id": "case-1",
-        "iteration": 0,
+    """The shared successful single-turn trace, about a refund, that took 820 ms."""
+    defaults = {
         "input": "Can I get a refund?",
         "output": "Yes, your Refund is on its way.",
         "duration_ms": 820.0,
-        "success": True,
-        "status": "success",
-        "started_at": now,
-        "completed_at": now,
     }
-    data.update(fields)
-    return TraceRecord.model_validate(data)
+    return eval_helpers.make_record(**{**defaults, **fields})
 
 
 def conversation_record(**fields: Any) -> TraceRecord:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.eval_helpers import evaluator_result, make_record
 
 from pytest_fluxloop.evaluation import run_stats
 from pytest_fluxloop.evaluation.gates import parse_gate
@@ -22,10 +23,7 @@ from pytest_fluxloop.records import (
     ErrorInfo,
     EvaluatorResult,
     TraceRecord,
-    utcnow,
 )
-
-NOW = utcnow()
 
 
 def record(
@@ -38,36 +36,24 @@ def record(
     score: float | None = None,
     **fields: Any,
 ) -> TraceRecord:
-    data: dict[str, Any] = {
-        "trace_id": f"t{number}",
-        "case_id": f"c{number:03d}",
-        "iteration": 0,
-        "input": input,
-        "persona": persona,
-        "output": "ok",
-        "duration_ms": 10.0,
-        "success": True,
-        "status": "success",
-        "started_at": NOW,
-        "completed_at": NOW,
-    }
-    data.update(fields)
     if verdict is not None:
         if score is None and verdict in ("passed", "failed"):
             score = 1.0 if verdict == "passed" else 0.0
-        data["evaluation"] = CaseEvaluation(
+        fields["evaluation"] = CaseEvaluation(
             verdict=verdict,  # type: ignore[arg-type]
             score=score,
             threshold=0.5,
             evaluators=evaluators or [],
         )
-    return TraceRecord.model_validate(data)
-
-
-def result(name: str, status: str, score: float | None = None, **fields: Any) -> EvaluatorResult:
-    if score is None and status in ("passed", "failed"):
-        score = 1.0 if status == "passed" else 0.0
-    return EvaluatorResult(name=name, type="rule_based", status=status, score=score, **fields)  # type: ignore[arg-type]
+    defaults = {
+        "trace_id": f"t{number}",
+        "case_id": f"c{number:03d}",
+        "input": input,
+        "persona": persona,
+        "output": "ok",
+        "duration_ms": 10.0,
+    }
+    return make_record(**{**defaults, **fields})
 
 
 def error(kind: str = "agent", type_: str = "ValueError") -> ErrorInfo:
@@ -85,11 +71,21 @@ def mixed_run() -> list[TraceRecord]:
     """A run with every kind of outcome: passes, evaluation failures, an agent error, a
     timeout, a crash, an unscored judge, a skipped verdict and a trace without evaluation."""
     return [
-        record(1, input="a", persona="p1", evaluators=[result("rules", "passed")]),
+        record(1, input="a", persona="p1", evaluators=[evaluator_result("rules", "passed")]),
         record(
-            2, input="a", persona="p1", verdict="failed", evaluators=[result("rules", "failed")]
+            2,
+            input="a",
+            persona="p1",
+            verdict="failed",
+            evaluators=[evaluator_result("rules", "failed")],
         ),
-        record(3, input="a", persona="p1", evaluators=[result("rules", "passed", 0.8)], score=0.8),
+        record(
+            3,
+            input="a",
+            persona="p1",
+            evaluators=[evaluator_result("rules", "passed", 0.8)],
+            score=0.8,
+        ),
         record(
             4,
             input="b",
@@ -125,7 +121,7 @@ def mixed_run() -> list[TraceRecord]:
             persona=None,
             verdict="unscored",
             score=None,
-            evaluators=[result("judge", "unscored", unscored_reason="timeout")],
+            evaluators=[evaluator_result("judge", "unscored", unscored_reason="timeout")],
             token_usage={"agent": {"total_tokens": 60}},
         ),
         record(8, input="c", persona=None, verdict="skipped"),
@@ -187,9 +183,9 @@ def test_summary_lines_keep_what_the_run_summary_reports() -> None:
             1,
             verdict="unscored",
             score=None,
-            evaluators=[result("judge", "unscored", unscored_reason="budget")],
+            evaluators=[evaluator_result("judge", "unscored", unscored_reason="budget")],
         ),
-        record(2, evaluators=[result("judge", "passed", cached=True)]),
+        record(2, evaluators=[evaluator_result("judge", "passed", cached=True)]),
         record(3, success=False, status="error", error=error(), verdict="failed"),
         record(
             4, multi_turn={"enabled": True, "turn_count": 3}, conversation_state={"turns": turns}
@@ -255,10 +251,12 @@ def test_verdicts_evaluators_personas_and_errors() -> None:
     assert block["by_persona"]["-"]["passed"] == 2  # skipped and no verdict count as passes
     assert block["by_persona"]["-"]["excluded"] == 1
     # Counted runs: 7 (the crash and the unscored run are left out); 2 agent errors.
-    assert block["error_rate"] == pytest.approx(2 / 7)
-    assert block["latency_ms"]["count"] == 7
+    # The unscored trace is the agent's run too: 2 agent errors in 8 runs the agent made.
+    assert block["error_rate"] == pytest.approx(2 / 8)
+    # Latency and tokens are the agent's: the unscored run counts (the crash does not).
+    assert block["latency_ms"]["count"] == 8
     assert block["latency_ms"]["max"] == 50.0
-    assert block["tokens_per_case"] == 40.0  # the unscored run's 60 tokens are not counted
+    assert block["tokens_per_case"] == 50.0  # 40 and the unscored run's 60
     overall = block["reliability"]["overall"]
     assert (overall["runs"], overall["passes"]) == (7, 4)
     assert overall["excluded"] == {"infrastructure": 1, "judge": 1}
@@ -387,7 +385,7 @@ def test_metric_ratings(
     spec = EvaluationSpec(metrics=[MetricSpec("task_completion", good=good, fair=fair)])
     statuses = ["passed"] * passed + ["failed"] * failed + ["unscored"]  # unscored: not counted
     records = [
-        record(i, evaluators=[result("task_completion", status)])
+        record(i, evaluators=[evaluator_result("task_completion", status)])
         for i, status in enumerate(statuses)
     ]
     block = finish(spec, records)["metrics"]["task_completion"]
@@ -411,12 +409,12 @@ def test_failure_categories() -> None:
             11,
             verdict="failed",
             evaluators=[
-                result("tone", "failed"),
-                result("facts", "failed"),
-                result("ok", "passed"),
+                evaluator_result("tone", "failed"),
+                evaluator_result("facts", "failed"),
+                evaluator_result("ok", "passed"),
             ],
         ),
-        record(12, verdict="failed", evaluators=[result("ok", "passed")], score=0.4),
+        record(12, verdict="failed", evaluators=[evaluator_result("ok", "passed")], score=0.4),
         record(13, verdict="unscored", score=None),  # not a failure
         record(14),
     ]
@@ -534,7 +532,7 @@ def test_strict_judges_fail_the_run_on_unscored_results() -> None:
             1,
             verdict="unscored",
             score=None,
-            evaluators=[result("judge", "unscored", unscored_reason="invalid_output")],
+            evaluators=[evaluator_result("judge", "unscored", unscored_reason="invalid_output")],
         )
     ]
     lenient = RunEvaluation(EvaluationSpec())
@@ -562,7 +560,7 @@ def test_a_budget_refusal_is_told_once_in_a_note() -> None:
     spec = EvaluationSpec(ks=(1,))
     assert finish_outcome(spec, mixed_run()).notes() == []
     refused = [
-        record(n, evaluators=[result("judge", "unscored", unscored_reason="budget")])
+        record(n, evaluators=[evaluator_result("judge", "unscored", unscored_reason="budget")])
         for n in range(2)
     ]
     (note,) = finish_outcome(spec, refused).notes()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.eval_helpers import make_record
 from support.sdk_helpers import fresh_sdk
 
 import fluxloop
@@ -18,26 +19,7 @@ from pytest_fluxloop.evaluation.targets import (
     tool_calls,
     turn_count,
 )
-from pytest_fluxloop.records import Observation, TraceRecord, utcnow
-
-
-def make_record(**fields: Any) -> TraceRecord:
-    """A successful single-turn trace; ``fields`` replace or add to its fields."""
-    now = utcnow()
-    data: dict[str, Any] = {
-        "trace_id": "t-1",
-        "case_id": "case-1",
-        "iteration": 0,
-        "input": "Where is my order?",
-        "output": "It ships tomorrow.",
-        "duration_ms": 120.0,
-        "success": True,
-        "status": "success",
-        "started_at": now,
-        "completed_at": now,
-    }
-    data.update(fields)
-    return TraceRecord.model_validate(data)
+from pytest_fluxloop.records import Observation, TraceRecord
 
 
 def conversation_record(**fields: Any) -> TraceRecord:

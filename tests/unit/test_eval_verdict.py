@@ -7,6 +7,8 @@ from ast import literal_eval
 from typing import Any
 
 import pytest
+from support import eval_helpers
+from support.eval_helpers import evaluator_result
 
 from pytest_fluxloop.evaluation.spec import EvaluationSpec
 from pytest_fluxloop.evaluation.verdict import aggregate, describe_evaluation
@@ -16,34 +18,24 @@ from pytest_fluxloop.records import (
     EvaluatorResult,
     RuleResult,
     TraceRecord,
-    utcnow,
 )
 
 
 def make_record(**fields: Any) -> TraceRecord:
-    now = utcnow()
-    data: dict[str, Any] = {
-        "trace_id": "t-1",
+    """The shared successful trace, as the third iteration of a named case with a persona."""
+    defaults = {
         "case_id": "in00-where-novice-it2",
         "iteration": 2,
         "persona": "novice",
         "input": "Where is my parcel?",
         "output": "It is on its way.",
         "duration_ms": 12.0,
-        "success": True,
-        "status": "success",
-        "started_at": now,
-        "completed_at": now,
     }
-    data.update(fields)
-    return TraceRecord.model_validate(data)
+    return eval_helpers.make_record(**{**defaults, **fields})
 
 
 def scored(name: str, score: float, weight: float = 1.0, **fields: Any) -> EvaluatorResult:
-    status = fields.pop("status", "passed" if score >= 0.5 else "failed")
-    return EvaluatorResult(
-        name=name, type="rule_based", status=status, score=score, weight=weight, **fields
-    )
+    return evaluator_result(name, score=score, weight=weight, **fields)
 
 
 def unscored(name: str, weight: float = 1.0, reason: str = "timeout") -> EvaluatorResult:
