@@ -65,6 +65,7 @@ from ..sdk.usage import RoleUsage, add_role_usage
 from .paths import make_experiment_dir, validate_experiment_name
 
 __all__ = [
+    "ARTIFACT_FORMAT",
     "CHECKPOINT_SECONDS",
     "CONFIG_FILE",
     "DEFAULT_MAX_FIELD_CHARS",
@@ -81,6 +82,9 @@ __all__ = [
     "record_lines",
 ]
 
+ARTIFACT_FORMAT = 1
+"""The artifact format this version writes (``metadata.json`` ``artifact_format``): raised only
+by a change that an older reader would misread; an added field does not raise it."""
 SUMMARY_FILE = "summary.json"
 METADATA_FILE = "metadata.json"
 CONFIG_FILE = "config.yaml"
@@ -351,6 +355,7 @@ class ExperimentWriter:
                     "run_id": writer.run_id,
                     "started_at": started_at,
                     "fluxloop_version": _fluxloop_version(),
+                    "artifact_format": ARTIFACT_FORMAT,
                     "python_version": platform.python_version(),
                     "platform": platform.platform(),
                 }
