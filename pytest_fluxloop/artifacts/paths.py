@@ -21,6 +21,7 @@ __all__ = [
     "OutputPathError",
     "check_output_option",
     "check_writable",
+    "folder_inside",
     "make_experiment_dir",
     "resolve_output_root",
     "slugify_suffix",
@@ -190,6 +191,42 @@ def check_output_option(flag: str, value: str | Path, base: Path) -> None:
         resolve_output_root(value, None, base=base)
     except OutputPathError as exc:
         raise OutputPathError(f"{flag}: {exc}") from None
+
+
+def folder_inside(
+    base: Path,
+    name: str | Path,
+    option: str = "--output",
+    *,
+    inside: str = "the experiment folder",
+) -> Path:
+    """``name`` resolved inside ``base``, however it is given (relative, with ``..``, absolute,
+    through a symlink): where a command writes its results into an experiment folder.
+
+    The result is a resolved path strictly below ``base`` (never ``base`` itself), so a
+    ``..``, an absolute path elsewhere or a symlink leading out cannot make the command write
+    outside the folder it was given.
+
+    Args:
+        base: the folder results must stay in.
+        name: the path as the user gave it.
+        option: the option (or setting) that gave ``name``, for the message.
+        inside: what ``base`` is, for the message.
+
+    Raises:
+        OutputPathError: the path is empty or leads out of ``base`` (or is ``base``).
+    """
+    text = os.fspath(name)
+    root = Path(base).resolve()
+    if "\x00" in text or not text.strip():
+        raise OutputPathError(f"{option} {text!r}: give a folder name inside {inside} {root}")
+    target = (root / Path(text).expanduser()).resolve()
+    if target == root or not target.is_relative_to(root):
+        raise OutputPathError(
+            f"{option} {text!r} leads to {target}: it must be inside {inside} {root} "
+            f"(a relative name such as {option} results)"
+        )
+    return target
 
 
 def _not_writable(path: Path, reason: object) -> OutputPathError:

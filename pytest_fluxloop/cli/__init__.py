@@ -7,9 +7,10 @@ config JSON Schema; ``fluxloop status`` lists the experiments a config's runs le
 writes the inputs file; ``fluxloop record enable | disable | status`` turns argument
 recording on and off in the project's ``.env`` and replay on in simulation.yaml;
 ``fluxloop merge`` joins the folders of ``--shard K/N`` runs into one experiment;
-``fluxloop evaluate experiment DIR`` evaluates a finished run. Importing
-this package stays cheap: pytest, pydantic and the config models are imported inside the
-commands that need them.
+``fluxloop evaluate experiment DIR`` evaluates a finished run; ``fluxloop parse experiment``,
+``fluxloop report`` and ``fluxloop compare`` turn experiment folders into Markdown, one HTML
+page and a comparison. Importing this package stays cheap: pytest, pydantic and the config
+models are imported inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from typing import Any
 import click
 
 from ..errors import FluxloopError
+from .compare_cmd import compare
 from .config_cmd import config_schema
 from .doctor_cmd import doctor
 from .evaluate_cmd import evaluate_group
 from .generate_cmd import generate_group
 from .init_cmd import init_project
 from .merge_cmd import merge
+from .parse_cmd import parse_group
 from .pytest_args import build_pytest_args
 from .record_cmd import record_group
+from .report_cmd import report
 from .run import EXIT_USAGE_ERROR, run_experiment
 from .status_cmd import status_group
 
@@ -83,6 +87,9 @@ cli.add_command(generate_group)
 cli.add_command(record_group)
 cli.add_command(merge)
 cli.add_command(evaluate_group)
+cli.add_command(parse_group)
+cli.add_command(compare)
+cli.add_command(report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

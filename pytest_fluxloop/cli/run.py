@@ -348,6 +348,12 @@ def load_and_check(
     help="Exit 1 when an LLM judge could not give a verdict (unscored).",
 )
 @click.option(
+    "--report",
+    "report",
+    is_flag=True,
+    help="Write the single-file HTML report (report.html) into the experiment folder.",
+)
+@click.option(
     "--no-evaluate",
     is_flag=True,
     help="Run the agent only: evaluation.yaml's evaluators are not run (gates still apply); "
@@ -366,6 +372,7 @@ def run_experiment(
     gates: Sequence[str],
     strict_judges: bool,
     no_evaluate: bool,
+    report: bool,
     pytest_args: Sequence[str],
     **overrides: Any,
 ) -> None:
@@ -409,6 +416,7 @@ def run_experiment(
         project_root=experiment.cfg.project_root,
         extra_args=[
             *evaluation_args(gates, strict_judges=strict_judges, evaluate=not no_evaluate),
+            *(["--fluxloop-report"] if report else []),
             *pytest_args,
         ],
         display=display,

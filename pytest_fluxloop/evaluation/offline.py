@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..artifacts.paths import folder_inside
+from ..artifacts.reader import ExperimentFolder
 from ..artifacts.writer import (
     METADATA_FILE,
     SUMMARY_FILE,
@@ -66,46 +68,32 @@ def experiment_config_path(directory: Path) -> Path | None:
 
 def read_traces(directory: Path) -> tuple[list[TraceRecord], str]:
     """The traces of an experiment folder (the latest record of each case) and the file they
-    came from.
+    came from (``traces.jsonl``, else ``trace_summary.jsonl``), read through
+    :class:`~pytest_fluxloop.artifacts.reader.ExperimentFolder`.
 
     Raises:
-        ConfigError: not an experiment folder, or a line that is not a trace (naming the
-            file and line).
+        ConfigError: not an experiment folder (or one in a newer format), a line that is not
+            JSON (naming the file and line), or a record that is not a trace (naming the
+            file and the trace).
     """
-    if not directory.is_dir():
-        raise ConfigError(f"{directory}: no such folder (give an experiment folder, exp_...)")
-    for name in (TRACES_FILE, TRACE_SUMMARY_FILE):
-        path = directory / name
-        if path.is_file():
-            return _latest(_parse(path, full=name == TRACES_FILE)), name
-    raise ConfigError(
-        f"{directory}: not an experiment folder (no {TRACES_FILE} or {TRACE_SUMMARY_FILE}); "
-        "give the exp_... folder a run wrote"
-    )
-
-
-def _parse(path: Path, *, full: bool) -> Iterator[TraceRecord]:
     from pydantic import ValidationError
 
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except ValueError:
-                if not line.endswith("\n"):
-                    continue  # a torn last line of a run that died: not a result
-                raise ConfigError(f"{path}:{number}: not JSON") from None
-            if not isinstance(data, dict):
-                raise ConfigError(f"{path}:{number}: not a trace object")
-            data.pop("evaluation", None)  # evaluated again, from scratch
-            if not full:
-                data = _from_summary_line(data)
-            try:
-                yield TraceRecord.model_validate(data)
-            except ValidationError as exc:
-                raise ConfigError(f"{path}:{number}: not a trace record ({exc})") from None
+    folder = ExperimentFolder.open(directory)
+    full = folder.has_traces
+    source = TRACES_FILE if full else TRACE_SUMMARY_FILE
+    records: list[TraceRecord] = []
+    for line in folder.iter_traces():
+        data = {k: v for k, v in line.items() if k != "evaluation"}  # evaluated again
+        if not full:
+            data = _from_summary_line(data)
+        try:
+            records.append(TraceRecord.model_validate(data))
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{folder.path / source}: trace {line.get('trace_id')!r} (case "
+                f"{line.get('case_id')!r}): not a trace record ({exc})"
+            ) from None
+    return records, source
 
 
 def _from_summary_line(line: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +106,8 @@ def _from_summary_line(line: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("status", "success" if data.get("success") else "error")
     if line.get("error"):
         kind = line.get("error_kind") or "agent"
-        data["error"] = {"kind": kind, "type": "Error", "message": str(line["error"])}
+        kind_of = line.get("error_type") or "Error"
+        data["error"] = {"kind": kind, "type": kind_of, "message": str(line["error"])}
     conversation = line.get("conversation")
     if isinstance(conversation, list) and len(conversation) > 2:
         turns = [
@@ -133,30 +122,6 @@ def _from_summary_line(line: dict[str, Any]) -> dict[str, Any]:
         }
         data["conversation_state"] = {"turns": turns}
     return data
-
-
-def _latest(records: Iterator[TraceRecord]) -> list[TraceRecord]:
-    by_case: dict[str, TraceRecord] = {}
-    for record in records:
-        by_case.pop(record.case_id, None)  # re-inserted: keeps the file's order of latest lines
-        by_case[record.case_id] = record
-    return list(by_case.values())
-
-
-def output_folder(directory: Path, output: str) -> Path:
-    """``output`` inside ``directory``, however it is given.
-
-    Raises:
-        ConfigError: the path leads out of the experiment folder.
-    """
-    base = directory.resolve()
-    target = (base / output).resolve()
-    if target == base or not target.is_relative_to(base):
-        raise ConfigError(
-            f"--output {output!r}: the evaluation folder must be inside the experiment folder "
-            f"{base} (e.g. --output evaluation)"
-        )
-    return target
 
 
 def evaluate_experiment(
@@ -174,7 +139,8 @@ def evaluate_experiment(
         ConfigError: not an experiment, a bad evaluation config, or an output folder that
             exists (without ``overwrite``) or leads outside the experiment.
     """
-    target = output_folder(directory, output)
+    ExperimentFolder.open(directory)  # "not an experiment" before anything about the output
+    target = folder_inside(directory, output)
     if target.exists() and not overwrite:
         raise ConfigError(
             f"{target} already exists; pass --overwrite to replace it, or --output another folder"
@@ -218,7 +184,8 @@ def evaluate_experiment(
 
     report_name = spec.report_file or REPORT_FILE
     report = redactor.redact_text(render_report(directory, records, spec, outcome))
-    write_atomic(output_folder(target, report_name), report.encode("utf-8"))
+    report_path = folder_inside(target, report_name, "output.summary_file", inside="the folder")
+    write_atomic(report_path, report.encode("utf-8"))
     return OfflineResult(output=target, traces=len(records), outcome=outcome, source=source)
 
 

@@ -82,6 +82,8 @@ class Controller:
         """Case ids whose items reported a result, by experiment key: counted from the
         reports themselves, whether or not their record arrived (see :meth:`finish`)."""
         self._lost: dict[str, list[str]] = {}
+        self._reports: dict[str, str] = {}
+        """``--fluxloop-report``: where each experiment's report went (or why it did not)."""
         """Reported case ids of an experiment the controller has no recorder for, by key."""
 
     def recorder(self, experiment: Experiment, total_cases: int | None = None) -> RunRecorder:
@@ -258,6 +260,7 @@ class Controller:
                 if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
                     session.exitstatus = pytest.ExitCode.INTERRUPTED
             lost = lost or bool(recorder.missing)
+            self._write_report(key, recorder)
             outcome = recorder.evaluation_outcome
             if (
                 outcome is not None
@@ -271,6 +274,25 @@ class Controller:
             from ..run.status import EXIT_MISSING_RECORDS
 
             session.exitstatus = EXIT_MISSING_RECORDS
+
+    def _write_report(self, key: str, recorder: RunRecorder) -> None:
+        """``--fluxloop-report``: the HTML report of a finished experiment (never fails the
+        run: a report that cannot be written is said in the terminal summary)."""
+        option = self.config.getoption("fluxloop_report", None)
+        if option is None or recorder.location is None or recorder.summary is None:
+            return
+        from ..errors import FluxloopError
+        from ..report.html import write_report
+
+        output = None
+        if option and len(self.recorders) == 1:
+            output = Path(option)
+            if not output.is_absolute():
+                output = self.config.invocation_params.dir / output
+        try:
+            self._reports[key] = str(write_report(recorder.location, output, overwrite=True))
+        except (FluxloopError, OSError) as exc:
+            self._reports[key] = f"not written: {exc}"
 
     def _open_for_lost_records(self) -> None:
         """Give a recorder to each experiment whose cases reported but none of whose records
@@ -373,6 +395,8 @@ class Controller:
             if recorder.evaluation_outcome is not None and summary is not None:
                 self._evaluation_summary(terminalreporter, recorder)
             terminalreporter.write_line(f"results: {recorder.location}")
+            if key in self._reports:
+                terminalreporter.write_line(f"report: {self._reports[key]}")
         for key, case_ids in self._lost.items():
             from ..run.status import MISSING_IDS_SHOWN
 

@@ -61,6 +61,15 @@ def add_options(parser: pytest.Parser) -> None:
         "fails the session with exit code 1",
     )
     group.addoption(
+        "--fluxloop-report",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="write the single-file HTML report at the end of the run (default: "
+        "<experiment folder>/report.html; with several experiments, one in each folder)",
+    )
+    group.addoption(
         "--fluxloop-strict-judges",
         action="store_true",
         default=False,

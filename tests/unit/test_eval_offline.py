@@ -16,9 +16,11 @@ from support.eval_helpers import make_record
 from support.experiment_helpers import make_project, only_experiment_dir, read_jsonl
 from support.llm_server import CHAT, FakeLLMServer, chat_completion, llm_server
 
+from pytest_fluxloop.artifacts.paths import folder_inside
 from pytest_fluxloop.config import load_config
 from pytest_fluxloop.errors import ConfigError
-from pytest_fluxloop.evaluation.offline import evaluate_experiment, output_folder, read_traces
+from pytest_fluxloop.evaluation.offline import evaluate_experiment, read_traces
+from pytest_fluxloop.records import TraceRecord
 from pytest_fluxloop.run import Experiment
 
 __all__ = ["llm_server"]  # the fixture, imported for pytest
@@ -52,6 +54,14 @@ def write_lines(path: Path, rows: list[Any], tail: str = "") -> Path:
     return path
 
 
+def write_experiment(exp: Path, traces: list[dict[str, Any]], tail: str = "") -> Path:
+    """An experiment folder as a run leaves it: ``traces.jsonl`` (plus ``tail``) and the
+    ``trace_summary.jsonl`` line of each trace (a case counts by its latest line)."""
+    write_lines(exp / "traces.jsonl", traces, tail=tail)
+    lines = [TraceRecord.model_validate(t).summary_line() for t in traces]
+    return write_lines(exp / "trace_summary.jsonl", lines)
+
+
 def snapshot(directory: Path, skip: str = "evaluation") -> dict[str, str]:
     """sha256 of every file under ``directory`` except those under ``skip``."""
     out = {}
@@ -67,16 +77,15 @@ def snapshot(directory: Path, skip: str = "evaluation") -> dict[str, str]:
 
 def test_the_latest_record_of_each_case_is_kept_in_file_order(tmp_path: Path) -> None:
     exp = tmp_path / "exp"
-    write_lines(
-        exp / "traces.jsonl",
+    write_experiment(
+        exp,
         [
-            trace("a", status="crashed", success=False, output=None),
+            trace("a", trace_id="t-a1", status="crashed", success=False, output=None),
             trace("b"),
-            trace("a", output="second try"),
+            trace("a", trace_id="t-a2", output="second try"),
             trace("c", evaluation={"verdict": "failed", "score": 0.0}),
         ],
     )
-    write_lines(exp / "trace_summary.jsonl", [{"case_id": "ignored"}])
     records, source = read_traces(exp)
     assert source == "traces.jsonl"
     assert [(r.case_id, r.output) for r in records] == [
@@ -159,7 +168,7 @@ def test_trace_summary_lines_are_read_when_traces_were_not_saved(tmp_path: Path)
 def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     exp = tmp_path / "exp"
     torn = json.dumps(trace("c"))[:40]
-    write_lines(exp / "traces.jsonl", [trace("a"), trace("b")], tail=torn)
+    write_experiment(exp, [trace("a"), trace("b")], tail=torn)
     records, _ = read_traces(exp)
     assert [r.case_id for r in records] == ["a", "b"]
 
@@ -167,28 +176,32 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ("{not json", "not JSON"),
-        ("[1, 2]", "not a trace object"),
-        ('{"case_id": "x"}', "not a trace record"),
+        ("{not json", ":3: not a JSON line"),
+        ("[1, 2]", ":3: not a JSON object"),
+        ('{"trace_id": "t-x", "case_id": "x"}', ": trace 't-x' (case 'x'): not a trace record"),
     ],
 )
 def test_a_bad_line_in_the_middle_names_the_file_and_line(
     tmp_path: Path, line: str, problem: str
 ) -> None:
     exp = tmp_path / "exp"
+    write_experiment(exp, [trace("a"), trace("b")])
     path = exp / "traces.jsonl"
-    path.parent.mkdir()
     path.write_text(
         json.dumps(trace("a")) + "\n\n" + line + "\n" + json.dumps(trace("b")) + "\n",
         encoding="utf-8",
     )
+    summary = exp / "trace_summary.jsonl"
+    summary.write_text(  # the record that is not a trace is listed as finished
+        summary.read_text() + json.dumps({"trace_id": "t-x", "case_id": "x"}) + "\n"
+    )
     with pytest.raises(ConfigError) as exc:
         read_traces(exp)
-    assert str(exc.value).startswith(f"{path}:3: {problem}")
+    assert str(exc.value).startswith(f"{path}{problem}")
 
 
 def test_not_an_experiment_folder(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not an experiment folder"):
+    with pytest.raises(ConfigError, match="not a FluxLoop experiment folder"):
         read_traces(tmp_path)
     with pytest.raises(ConfigError, match="no such folder"):
         read_traces(tmp_path / "missing")
@@ -197,15 +210,16 @@ def test_not_an_experiment_folder(tmp_path: Path) -> None:
         read_traces(tmp_path / "file")
 
 
-# ------------------------------------------------------------------- output_folder
+# ------------------------------------------------------------------- folder_inside
 
 
 def test_the_output_folder_stays_inside_the_experiment(tmp_path: Path) -> None:
     exp = tmp_path / "exp"
     exp.mkdir()
-    assert output_folder(exp, "evaluation") == exp.resolve() / "evaluation"
-    assert output_folder(exp, "a/../b") == exp.resolve() / "b"
-    assert output_folder(exp, "deep/er") == exp.resolve() / "deep" / "er"
+    assert folder_inside(exp, "evaluation") == exp.resolve() / "evaluation"
+    assert folder_inside(exp, "a/../b") == exp.resolve() / "b"
+    assert folder_inside(exp, "deep/er") == exp.resolve() / "deep" / "er"
+    assert folder_inside(exp, str(exp / "inside")) == exp.resolve() / "inside"
     outside = tmp_path / "outside"
     outside.mkdir()
     (exp / "link").symlink_to(outside, target_is_directory=True)
@@ -216,11 +230,14 @@ def test_the_output_folder_stays_inside_the_experiment(tmp_path: Path) -> None:
         str(outside),
         "/tmp/evaluation",
         ".",
+        "",
+        "~",
         "link",
         "link/x",
     ):
-        with pytest.raises(ConfigError, match="must be inside the experiment folder"):
-            output_folder(exp, escape)
+        with pytest.raises(ConfigError, match="inside the experiment folder") as exc:
+            folder_inside(exp, escape)
+        assert str(exc.value).startswith(f"--output {escape!r}")
 
 
 # -------------------------------------------------------------- evaluate_experiment
@@ -427,10 +444,7 @@ def test_re_evaluation_replaces_the_judge_tokens_of_the_run(
     }
     exp = tmp_path / "exp_1"
     agent_usage = {"calls": 1, "input_tokens": 5, "output_tokens": 5, "total_tokens": 10}
-    write_lines(
-        exp / "traces.jsonl",
-        [trace("a", token_usage={"agent": agent_usage, "judge": earlier_judge})],
-    )
+    write_experiment(exp, [trace("a", token_usage={"agent": agent_usage, "judge": earlier_judge})])
     before = snapshot(exp)
     verdict = {"verdict": "pass", "score": 1, "reason": "fine", "evidence": []}
     llm_server.script(

@@ -219,6 +219,7 @@ def test_pytest_options_keep_their_order(pytester: pytest.Pytester) -> None:
     run_options = [
         "--fluxloop-progress",
         "--fluxloop-gate",
+        "--fluxloop-report",
         "--fluxloop-strict-judges",
         "--fluxloop-no-evaluate",
     ]
@@ -333,6 +334,7 @@ def test_click_options_keep_table_order_between_root_and_yes() -> None:
         "display",
         "gates",
         "strict_judges",
+        "report",
         "no_evaluate",
         "pytest_args",
     ]
