@@ -69,3 +69,22 @@ def test_benchmarks_smoke_run_prints_the_table() -> None:
         assert re.fullmatch(r"\d+\.\d+x( faster)?", cells[3]), (name, cells)
         assert cells[5] == "smoke", (name, cells)
     assert re.search(r"medians of 1 runs per side", out), out
+
+
+def test_report_benchmark_smoke_run() -> None:
+    # benchmarks/report.py: 300 synthetic cases, the report, and (where Chromium is there)
+    # the page loaded; it checks the pieces still fit together, not speed.
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "report.py"), "--smoke"],
+        cwd=REPO,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,  # hang guard; ~10 s here
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert re.search(r"fluxloop report\s+\d+\.\d+ s", out), out
+    assert re.search(r"report\.html\s+\d+(\.\d+)? [KM]B", out), out
+    assert "(smoke: the numbers mean nothing)" in out
