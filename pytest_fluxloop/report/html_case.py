@@ -14,6 +14,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from ..artifacts.resume import parse_time
 from ..records import conversation_entries
 from .charts import fmt_number
 from .html_data import CaseRow
@@ -66,15 +67,6 @@ def _payload(
             f"{escape(str(cut_when_written.get('sha256', ''))[:16])}…).</p>"
         )
     return f'<pre class="{css}">{escape(text)}</pre>{notes}'
-
-
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:  # Python 3.10's fromisoformat does not take the "Z" the writer puts at the end
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _meta(row: CaseRow, record: dict[str, Any], where: str) -> str:
@@ -215,7 +207,7 @@ def _spans(observations: list[Any]) -> list[dict[str, Any]]:
     for obs in observations:
         if not isinstance(obs, dict):
             continue
-        kind, oid, at = obs.get("type"), obs.get("observation_id"), _when(obs.get("timestamp"))
+        kind, oid, at = obs.get("type"), obs.get("observation_id"), parse_time(obs.get("timestamp"))
         if kind == "span_end" and oid in by_id and by_id[oid]["end"] is None:
             item = by_id[oid]
             item.update(end=at, output=obs.get("output"), error=obs.get("error") or item["error"])
@@ -264,7 +256,7 @@ def _timeline(record: dict[str, Any], limits: CaseLimits, where: str) -> str:
         return ""
     items = _spans(observations)
     times = [t for item in items for t in (item["start"], item["end"]) if t is not None]
-    origin = _when(record.get("started_at")) or (min(times) if times else None)
+    origin = parse_time(record.get("started_at")) or (min(times) if times else None)
     if origin is None or not times:
         return ""
     total_ms = max((max(times) - origin).total_seconds() * 1000.0, 0.001)

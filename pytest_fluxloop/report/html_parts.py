@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from html import escape
 from typing import Any
 
 from ..artifacts.reader import ExperimentFolder
+from ..artifacts.resume import parse_time
 from ..redact import redact
 from .charts import fmt_number, stacked_bar_svg
 from .html_data import CATEGORIES, CaseRow
@@ -57,15 +57,6 @@ def text(value: Any) -> str:
     return escape("—" if value is None else str(value))
 
 
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -89,8 +80,8 @@ def header(folder: ExperimentFolder) -> str:
     config snapshot (collapsed)."""
     summary, meta = redact(folder.summary), redact(folder.metadata)
     status = str(summary.get("status") or "unknown")
-    started = _when(summary.get("started_at") or meta.get("started_at"))
-    completed = _when(summary.get("completed_at"))
+    started = parse_time(summary.get("started_at") or meta.get("started_at"))
+    completed = parse_time(summary.get("completed_at"))
     duration = (completed - started).total_seconds() if started and completed else None
     facts: list[tuple[str, Any]] = [
         ("started", started.strftime("%Y-%m-%d %H:%M:%S UTC") if started else None),

@@ -16,6 +16,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..artifacts.resume import parse_time
+
 __all__ = ["build_timeline"]
 
 _SPAN_START = "span_start"
@@ -23,14 +25,9 @@ _SPAN_END = "span_end"
 
 
 def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    parsed = parse_time(value)
     # Times written without a zone are UTC (every artifact timestamp is).
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed.replace(tzinfo=timezone.utc) if parsed and parsed.tzinfo is None else parsed
 
 
 def _iso(value: datetime | None) -> str | None:
