@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..records import TraceRecord
 from .gates import GateResult, RunFigures, evaluate_gates, latency_stats
-from .reliability import EXCLUDED_JUDGE, ReliabilityTally, case_outcome
+from .reliability import EXCLUDED_JUDGE, ReliabilityTally
 
 if TYPE_CHECKING:
     from .spec import EvaluationSpec
@@ -151,13 +151,12 @@ class RunEvaluation:
             self._add(line)
 
     def _add(self, line: dict[str, Any]) -> None:
-        self.reliability.add(line)
+        outcome = self.reliability.add(line)  # its case_outcome, computed once
         case_id = str(line.get("case_id") or "")
         persona = str(line.get("persona") or "-")
         evaluation = line.get("evaluation")
         verdict = evaluation.get("verdict") if isinstance(evaluation, dict) else None
         self.verdicts[verdict or "none"] += 1
-        outcome = case_outcome(line)
         self.personas[persona][outcome if outcome in ("pass", "fail") else "excluded"] += 1
         if isinstance(evaluation, dict):
             score = evaluation.get("score")

@@ -48,16 +48,19 @@ def aggregate(
             verdict="failed", reason=f"the agent did not succeed ({record.status})", **base
         )
     counted = [r for r in results if r.status in (*_SCORED, "unscored")]
-    scored = [r for r in counted if r.status in _SCORED and r.score is not None]
-    unscored = [r for r in counted if r not in scored]
+    # A result's score, or None while unknown: decided once, by status, not by model equality.
+    known = [r.score if r.status in _SCORED else None for r in counted]
+    scored = [r for r, value in zip(counted, known, strict=True) if value is not None]
+    unscored = [r for r, value in zip(counted, known, strict=True) if value is None]
     if not counted:
         return CaseEvaluation(verdict="skipped", reason="no evaluator applied", **base)
     required_failed = [r.name for r in results if r.name in spec.required and r.status == "failed"]
     required_open = [r.name for r in unscored if r.name in spec.required]
     # The lowest and highest score the case could have had, were the unscored known.
-    low = _combine(counted, [r.score if r in scored else 0.0 for r in counted], spec.method)  # type: ignore[misc]
-    high = _combine(counted, [r.score if r in scored else 1.0 for r in counted], spec.method)  # type: ignore[misc]
-    score = _combine(scored, [r.score for r in scored], spec.method) if scored else None  # type: ignore[misc]
+    low = _combine(counted, [0.0 if v is None else v for v in known], spec.method)
+    high = _combine(counted, [1.0 if v is None else v for v in known], spec.method)
+    values = [v for v in known if v is not None]
+    score = _combine(scored, values, spec.method) if scored else None
     if required_failed:
         return CaseEvaluation(
             verdict="failed",
