@@ -303,6 +303,8 @@ def test_filters_search_and_sort(browser: Any, report: Report) -> None:
 
 
 def test_failure_transcript_opens(browser: Any, report: Report) -> None:
+    from playwright.sync_api import expect
+
     seen = visit(browser, report.url)
     page = seen.page
     failure = page.locator('#failures details.case[data-o="error"]')
@@ -317,7 +319,9 @@ def test_failure_transcript_opens(browser: Any, report: Report) -> None:
     tricky = next(line for line in report.lines if line["persona"] == "tricky_user")
     page.locator("table.cases a", has_text=tricky["case_id"]).click()
     opened = page.locator("details.case[open]", has_text=tricky["case_id"])
-    assert opened.locator(".transcript").is_visible()
+    # The page's script opens the case on the hash change: wait for it (up to 5 s), as a
+    # loaded CI machine may run the handler after the click returns.
+    expect(opened.locator(".transcript")).to_be_visible()
     assert SCRIPTED in opened.locator(".transcript").inner_text()
     assert seen.errors == []
     page.context.close()
