@@ -178,6 +178,20 @@ class CaseEvaluation(BaseModel):
     evaluators: list[EvaluatorResult] = Field(default_factory=list)
 
 
+class CassetteUse(BaseModel):
+    """What one case did with its LLM-call cassette (``cassettes:``): calls replayed from
+    it, recorded into it and missed (no recording matched), and the recorded interactions
+    this run never asked for (``role/turn/index`` each; the agent changed)."""
+
+    mode: str
+    replayed: int = 0
+    recorded: int = 0
+    missed: int = 0
+    unused: list[str] = Field(default_factory=list)
+    written: bool = False
+    """The case's cassette file was (re)written at the end of the case."""
+
+
 class TraceRecord(BaseModel):
     """One finished case: the complete record written to ``traces.jsonl``.
 
@@ -225,6 +239,10 @@ class TraceRecord(BaseModel):
     evaluation: CaseEvaluation | None = Field(
         default=None,
         description="evaluation.yaml's verdict on this trace (null when nothing evaluates).",
+    )
+    cassette: CassetteUse | None = Field(
+        default=None,
+        description="LLM-call cassette use of this case (null when cassettes are off).",
     )
 
     def summary_line(self) -> dict[str, Any]:
@@ -528,5 +546,11 @@ class ExperimentSummary(BaseModel):
         description="Verdict counts, scores by evaluator and persona, reliability (pass@k, "
         "pass^k, Wilson interval, flaky cases) and gate results; null when the run had no "
         "traces.",
+    )
+    cassettes: dict[str, Any] | None = Field(
+        default=None,
+        description="LLM-call cassettes: mode, calls replayed / recorded / missed, cassette "
+        "files written, and the recorded interactions never used (case id -> role/turn/index); "
+        "null when cassettes are off.",
     )
     config_snapshot: dict[str, Any] = Field(default_factory=dict)

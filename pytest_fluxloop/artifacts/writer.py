@@ -251,6 +251,8 @@ class ExperimentWriter:
         self.missing_case_ids: list[str] = []
         self.evaluation: dict[str, Any] | None = None
         """The run's evaluation block, set before :meth:`finish` (summary.json ``evaluation``)."""
+        self.cassettes: dict[str, Any] | None = None
+        """The run's cassette figures, set before :meth:`finish` (summary.json ``cassettes``)."""
         self.started_at = started_at
         self.save_traces = save_traces
         self.save_aggregated_metrics = save_aggregated_metrics
@@ -494,6 +496,7 @@ class ExperimentWriter:
             missing_case_ids=list(self.missing_case_ids),
             token_usage=self._token_usage,
             evaluation=self.evaluation,
+            cassettes=self.cassettes,
             pid=os.getpid(),
             host=platform.node(),
             config_snapshot=self.config_snapshot,

@@ -236,6 +236,24 @@ class MultiTurnConfig(StrictModel):
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
 
 
+class CassettesConfig(StrictModel):
+    """``cassettes``: record the LLM calls of each case and replay them offline."""
+
+    mode: Literal["off", "record", "replay", "new", "rewrite"] | None = Field(
+        default=None,
+        description="off; record (cases without a cassette call the network and are "
+        "recorded, the others replay); replay (never the network: a call without a "
+        "recording fails the case); new (replay what matches, record the rest); rewrite "
+        "(record everything again). Unset: replay when the CI variable is set and the "
+        "experiment has cassettes, else off.",
+    )
+    dir: NonEmptyStr = Field(
+        default="cassettes",
+        description="Folder of the cassettes, relative to the project root; each experiment "
+        "has a subfolder with one <case_id>.json per case.",
+    )
+
+
 class CaptureConfig(StrictModel):
     """``capture``: what each case's trace records besides the decorated spans."""
 
@@ -307,6 +325,7 @@ class SimulationConfig(StrictModel):
     replay_args: ReplayArgsConfig = Field(default_factory=ReplayArgsConfig)
     multi_turn: MultiTurnConfig = Field(default_factory=MultiTurnConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    cassettes: CassettesConfig = Field(default_factory=CassettesConfig)
     output_directory: str = "experiments"
     save_traces: bool = True
     save_aggregated_metrics: bool = True

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "CASSETTE_MODES",
     "MARKER_FIELDS",
     "OVERRIDES",
     "SIMULATION_PATHS",
@@ -44,6 +45,7 @@ Style = Literal["cli", "pytest"]
 """Which spelling messages use: ``fluxloop run experiment`` options or ``--fluxloop-*``."""
 
 SUPERVISOR_PROVIDERS = ("openai", "anthropic", "mock")
+CASSETTE_MODES = ("off", "record", "replay", "new", "rewrite")
 SUPERVISOR_KEY_ENV = "FLUXLOOP_SUPERVISOR_API_KEY"
 
 
@@ -251,6 +253,22 @@ OVERRIDES: tuple[OverrideSpec, ...] = (
             "record the agent's openai/anthropic calls (capture.llm)",
             "do not record the agent's LLM calls (capture.llm: false)",
         ),
+    ),
+    OverrideSpec(
+        name="cassettes",
+        kind="str",
+        yaml=("cassettes", "mode"),
+        cli=("--cassettes",),
+        cli_help="LLM-call cassettes: off, record (cases without a cassette), replay (never "
+        "the network), new (record what is missing) or rewrite. [default: replay in CI when "
+        "cassettes exist, else off]",
+        pytest=("--fluxloop-cassettes",),
+        pytest_help=(
+            "LLM-call cassettes: off | record | replay | new | rewrite "
+            "(default: replay when CI is set and cassettes exist, else off)",
+        ),
+        metavar="MODE",
+        choices=CASSETTE_MODES,
     ),
     OverrideSpec(
         name="experiment_name",

@@ -27,6 +27,7 @@ from contextvars import copy_context
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cassettes.session import current_tape
 from ..errors import AgentTimeout
 from ..integrations import case_capture
 from ..llm.retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
@@ -219,6 +220,9 @@ class CaseExecutor:
             self._sleep(start - now)
 
     def _attempt(self, case: Case, trace_id: str) -> _Attempt:
+        tape = current_tape.get()
+        if tape is not None:
+            tape.begin_attempt()  # a retry's calls are matched (and recorded) afresh
         driver, binding = self.driver, self.target.binding
         values = case_values(
             case,

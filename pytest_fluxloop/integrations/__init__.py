@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..cassettes.session import current_tape
 from ..sdk.context import TraceContext
 
 __all__ = ["case_capture", "install", "uninstall"]
@@ -75,7 +76,8 @@ def case_capture(ctx: TraceContext) -> Iterator[list[str]]:
     handler is made current for the block, so runnables invoked outside any case are never
     touched.
     """
-    notices = install() if ctx.capture.llm else []
+    # A cassette needs the hooks even when capture.llm is off: they replay and record.
+    notices = install() if ctx.capture.llm or current_tape.get() is not None else []
     token: Any = None
     if ctx.capture.langchain and "langchain_core" in sys.modules:
         from .langchain import activate

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from ..cassettes.session import CallPlan, CaseTape, current_tape
 from ..jsonsafe import to_jsonable
 from ..sdk.context import TraceContext, current_trace, framework_generation
 from ..sdk.generation import Generation
@@ -44,6 +45,7 @@ from ..sdk.settings import is_enabled
 from .capture_bodies import content_type, read_body, reply_from_body, response_of
 from .capture_provider import Provider, Reply, capture_failed, record_failure
 from .capture_streams import observe
+from .cassette_tape import plan_call, serving
 
 __all__ = ["MARK", "foreign_wrapper", "hook_sdk", "unhook_sdk"]
 
@@ -177,6 +179,46 @@ def _start(
         return None
 
 
+def _begin(
+    provider: Provider,
+    ctx: TraceContext | None,
+    tape: CaseTape | None,
+    sdk_client: Any,
+    args: tuple[Any, ...],
+    kwargs: Any,
+    *,
+    asynchronous: bool,
+) -> tuple[_Call | None, CallPlan | None]:
+    """Open the call's generation (when capturing) and ask the case's cassette what to do
+    (when one is current). A cassette miss is raised here, before the SDK sends anything,
+    and recorded on the generation."""
+    call = _start(provider, ctx, args, kwargs) if ctx is not None else None
+    if tape is None:
+        return call, None
+    try:
+        plan = plan_call(provider, tape, sdk_client, args, kwargs, asynchronous)
+    except BaseException as exc:
+        if call is not None:
+            call.failed(exc)
+        raise
+    return call, plan
+
+
+def _enter(call: _Call | None, plan: CallPlan | None) -> tuple[Any, Any]:
+    return (
+        _pending.set(call) if call is not None else None,
+        serving.set(plan) if plan is not None else None,
+    )
+
+
+def _leave(tokens: tuple[Any, Any]) -> None:
+    pending, served = tokens
+    if served is not None:
+        serving.reset(served)
+    if pending is not None:
+        _pending.reset(pending)
+
+
 def _capturing() -> TraceContext | None:
     """The trace to record a call into, or None: call straight through (kept cheap)."""
     ctx = current_trace()
@@ -228,21 +270,24 @@ def _sync_request(provider: Provider, hook: _Hook) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tape = current_tape.get() if hook.active else None
         ctx = _capturing() if hook.active else None
-        if ctx is None:
+        if ctx is None and tape is None:
             return original(self, *args, **kwargs)
-        call = _start(provider, ctx, args, kwargs)
-        if call is None:
+        call, plan = _begin(provider, ctx, tape, self, args, kwargs, asynchronous=False)
+        if call is None and plan is None:
             return original(self, *args, **kwargs)
-        token = _pending.set(call)
+        tokens = _enter(call, plan)
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
-            call.failed(exc)
+            if call is not None:
+                call.failed(exc)
             raise
         finally:
-            _pending.reset(token)
-        call.returned(result)
+            _leave(tokens)
+        if call is not None:
+            call.returned(result)
         return result
 
     return request
@@ -253,21 +298,24 @@ def _async_request(provider: Provider, hook: _Hook) -> Callable[..., Any]:
 
     @functools.wraps(original)
     async def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tape = current_tape.get() if hook.active else None
         ctx = _capturing() if hook.active else None
-        if ctx is None:
+        if ctx is None and tape is None:
             return await original(self, *args, **kwargs)
-        call = _start(provider, ctx, args, kwargs)
-        if call is None:
+        call, plan = _begin(provider, ctx, tape, self, args, kwargs, asynchronous=True)
+        if call is None and plan is None:
             return await original(self, *args, **kwargs)
-        token = _pending.set(call)
+        tokens = _enter(call, plan)
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as exc:
-            call.failed(exc)
+            if call is not None:
+                call.failed(exc)
             raise
         finally:
-            _pending.reset(token)
-        call.returned(result)
+            _leave(tokens)
+        if call is not None:
+            call.returned(result)
         return result
 
     return request

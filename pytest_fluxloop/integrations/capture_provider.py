@@ -32,6 +32,7 @@ __all__ = [
     "error_text",
     "one_or_list",
     "record_failure",
+    "request_body",
 ]
 
 log = logging.getLogger("pytest_fluxloop.capture")
@@ -105,7 +106,7 @@ class Provider:
         endpoint = self.endpoint(str(getattr(options, "url", "") or ""))
         if endpoint is None:
             return None
-        body = _request_body(options)
+        body = request_body(options)
         messages = {k: body[k] for k in self.content_keys if k in body}
         parameters = {
             k: v
@@ -159,7 +160,7 @@ class Provider:
         raise NotImplementedError
 
 
-def _request_body(options: Any) -> Mapping[str, Any]:
+def request_body(options: Any) -> Mapping[str, Any]:
     """The JSON body the SDK will send: ``json_data`` with ``extra_body`` over it (read
     only: the options are never touched)."""
     body = getattr(options, "json_data", None)

@@ -34,11 +34,54 @@ from ..sdk.generation import Generation, GenerationStatus
 from .capture_bodies import SSEParser, reply_from_body
 from .capture_provider import Accumulator, Provider, Reply, capture_failed
 
-__all__ = ["MAX_BODY_BYTES", "ObservedCall", "StreamObserver", "observe"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "BodyObserver",
+    "ObservedCall",
+    "StreamObserver",
+    "decoder",
+    "httpx_module",
+    "observe",
+    "wrap_body",
+]
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """A non-streamed body read through a streaming response is kept (to be parsed at its end)
 up to this size; past it the capture records a ``capture_error`` instead of the reply."""
+
+
+def decoder(content_encoding: str) -> Any:
+    """A ``zlib`` decompressor for a body sent with ``content_encoding`` (None: the bytes
+    are the content). Raises ValueError naming an encoding it cannot decode."""
+    encoding = content_encoding.strip().lower()
+    if encoding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    if encoding in ("", "identity"):
+        return None
+    raise ValueError(f"content-encoding {encoding!r}")
+
+
+class BodyObserver(Protocol):
+    """What reads along a response body (:func:`wrap_body`): every raw chunk, then how the
+    body ended."""
+
+    def feed(self, chunk: bytes) -> None:
+        """Bytes read from the body (raw: still content-encoded)."""
+        ...
+
+    def ended(self) -> None:
+        """The body was read to its end."""
+        ...
+
+    def closed(self) -> None:
+        """The body was closed (maybe before its end)."""
+        ...
+
+    def failed(self, exc: BaseException) -> None:
+        """Reading the body raised ``exc``."""
+        ...
 
 
 class ObservedCall(Protocol):
@@ -78,14 +121,11 @@ class StreamObserver:
             self._accumulator = provider.accumulator(call.content)
         else:
             self._body = bytearray()
-        encoding = content_encoding.strip().lower()
         self._decompress: Any = None
-        if encoding == "gzip":
-            self._decompress = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._decompress = zlib.decompressobj()
-        elif encoding not in ("", "identity"):
-            self._broken = f"content-encoding {encoding!r} is not decoded by the capture"
+        try:
+            self._decompress = decoder(content_encoding)
+        except ValueError as exc:
+            self._broken = f"{exc} is not decoded by the capture"
             self._parser = self._body = None
 
     def watch(self, obj: Any) -> None:
@@ -209,7 +249,7 @@ class _ObservedBody:
     """What both observing mixins share: the wrapped body and its observer, and every other
     attribute read through to the wrapped body."""
 
-    def __init__(self, inner: Any, observer: StreamObserver) -> None:
+    def __init__(self, inner: Any, observer: BodyObserver) -> None:
         self._fluxloop_inner = inner
         self._fluxloop_observer = observer
 
@@ -292,11 +332,16 @@ def _observed_class(base: type, asynchronous: bool) -> type:
     return cls
 
 
-def observe(provider: Provider, call: ObservedCall, response: Any, owner: Any) -> None:
-    """Observe ``response``'s unread body; ``owner``: the stream object returned for it."""
-    # The byte stream base classes of the httpx module the SDK uses (httpx2 today, httpx in
-    # older SDKs), found where the response's class lives: nothing here imports httpx.
-    module = sys.modules.get(type(response).__module__)
+def httpx_module(obj: Any) -> Any:
+    """The httpx module an SDK object (a request, a response) comes from: ``httpx2`` today,
+    ``httpx`` in older SDKs, found where its class lives (nothing here imports httpx)."""
+    return sys.modules.get(type(obj).__module__.split(".")[0])
+
+
+def wrap_body(response: Any, observer: BodyObserver) -> None:
+    """Make ``response``'s unread body report to ``observer`` as it is read (a subclass of
+    the body's own httpx byte-stream class replaces it, so httpx's checks still hold)."""
+    module = httpx_module(response)
     sync_base = getattr(module, "SyncByteStream", None)
     async_base = getattr(module, "AsyncByteStream", None)
     body = response.stream
@@ -306,6 +351,11 @@ def observe(provider: Provider, call: ObservedCall, response: Any, owner: Any) -
         cls = _observed_class(sync_base, asynchronous=False)
     else:
         raise TypeError(f"unknown response body type {type(body).__name__}")
+    response.stream = cls(body, observer)
+
+
+def observe(provider: Provider, call: ObservedCall, response: Any, owner: Any) -> None:
+    """Observe ``response``'s unread body; ``owner``: the stream object returned for it."""
     headers = response.headers
     observer = StreamObserver(
         provider,
@@ -316,4 +366,4 @@ def observe(provider: Provider, call: ObservedCall, response: Any, owner: Any) -
     observer.watch(response)
     if owner is not None:
         observer.watch(owner)
-    response.stream = cls(body, observer)
+    wrap_body(response, observer)

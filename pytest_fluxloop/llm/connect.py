@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from ..errors import ConfigError
@@ -21,6 +23,7 @@ __all__ = [
     "PROVIDER_KEY_ENV",
     "PROVIDER_URL_ENV",
     "create_client",
+    "keys_not_needed",
     "require_sdk",
     "resolve_api_key",
     "resolve_base_url",
@@ -32,6 +35,23 @@ PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"
 #: The provider's own base URL variable, tried when no base URL is configured.
 PROVIDER_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
 _INSTALL = {"openai": "pip install openai", "anthropic": "pip install 'pytest-fluxloop[anthropic]'"}
+
+
+_no_key_needed: ContextVar[str | None] = ContextVar("fluxloop_no_key_needed", default=None)
+
+#: The key a client gets when none is set while :func:`keys_not_needed` is in effect.
+PLACEHOLDER_KEY = "fluxloop-replay-needs-no-key"
+
+
+@contextmanager
+def keys_not_needed(why: str) -> Iterator[None]:
+    """Within the block, a missing API key is no error: clients get :data:`PLACEHOLDER_KEY`
+    (``why`` says what answers their calls instead, e.g. cassettes replaying every call)."""
+    token = _no_key_needed.set(why)
+    try:
+        yield
+    finally:
+        _no_key_needed.reset(token)
 
 
 def resolve_api_key(
@@ -56,6 +76,8 @@ def resolve_api_key(
         cli_flag: the command-line option that sets the key, if there is one.
         fallback: another way out, named last (e.g. ``use provider: mock``).
 
+    Within :func:`keys_not_needed`, a missing key gives :data:`PLACEHOLDER_KEY` instead.
+
     Raises:
         ConfigError: no key anywhere; the message names the places to set one.
     """
@@ -63,6 +85,8 @@ def resolve_api_key(
     for value in (explicit, *(os.environ.get(name) for name in env), os.environ.get(provider_env)):
         if value and value.strip():
             return value.strip()
+    if _no_key_needed.get() is not None:
+        return PLACEHOLDER_KEY
     variables = " or ".join([provider_env, *env])
     flag = f"pass {cli_flag}, " if cli_flag else ""
     other = f" ({fallback})" if fallback else ""

@@ -93,6 +93,8 @@ def _failure_text(record: TraceRecord) -> str:
         "crashed": "crashed",
         "supervisor_error": "supervisor failed",
     }.get(record.status, record.status)
+    if record.status == "error" and error is not None and error.kind == "infrastructure":
+        head = "could not be run (infrastructure error)"  # not the agent's fault
     lines = [
         f"FluxLoop case {record.case_id} {head}: "
         f"{error.type + ': ' if error and record.status == 'error' else ''}"

@@ -394,6 +394,9 @@ class Controller:
                 terminalreporter.write_line(warning, red=True)
             if recorder.evaluation_outcome is not None and summary is not None:
                 self._evaluation_summary(terminalreporter, recorder)
+            if recorder.cassettes is not None and summary is not None:
+                for number, line in enumerate(recorder.cassettes.lines()):
+                    terminalreporter.write_line(line, yellow=number > 0)
             terminalreporter.write_line(f"results: {recorder.location}")
             if key in self._reports:
                 terminalreporter.write_line(f"report: {self._reports[key]}")

@@ -12,6 +12,7 @@ import functools
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from ..evaluation.case import CaseEvaluator
     from ..evaluation.run_stats import RunEvaluation
     from ..evaluation.spec import EvaluationSpec
+    from .cassettes import ExperimentCassettes
     from .recorder import RunListener
 
 
@@ -49,6 +51,24 @@ def capture_settings(capture: CaptureConfig) -> CaptureSettings:
         langchain=capture.langchain,
         langchain_hidden=capture.langchain_hidden,
         max_observations=capture.max_observations,
+    )
+
+
+def experiment_cassettes(cfg: LoadedConfig) -> ExperimentCassettes | None:
+    """The run's LLM-call cassettes (``cassettes:``), or None when they are off."""
+    from .cassettes import ExperimentCassettes
+
+    settings = cfg.simulation.cassettes
+    expected: dict[str, set[str]] = {}
+    supervisor = cfg.simulation.multi_turn.supervisor
+    if cfg.simulation.multi_turn.enabled and supervisor.provider != "mock":
+        expected["supervisor"] = {supervisor.model}
+    return ExperimentCassettes.create(
+        settings.mode,
+        cfg.resolve(settings.dir),
+        cfg.experiment_name,
+        cfg.redactor(),
+        expected,
     )
 
 
@@ -132,6 +152,8 @@ class Experiment:
     """``--fluxloop-strict-judges``: an unscored judge result fails the run."""
     budget_share: float = 1.0
     """The share of the judge budget this process may spend (1 / xdist workers)."""
+    cassettes: ExperimentCassettes | None = None
+    """The LLM-call cassettes of this run (None: ``cassettes.mode`` off)."""
     _target: Target | None = None
     _evaluator: CaseEvaluator | None = None
     _executor: CaseExecutor | None = None
@@ -152,6 +174,7 @@ class Experiment:
         """Load and validate config and inputs, plan the cases and compile the evaluation
         (with ``gates``, e.g. ``"pass^3>=0.8"``; ``evaluate=False`` leaves evaluation.yaml's
         evaluators out of this run); ConfigError on problems."""
+        from ..evaluation.judge import JudgeSettings
         from ..evaluation.spec import compile_evaluation
 
         cfg = load_config(path, overrides)
@@ -166,7 +189,14 @@ class Experiment:
                 f"{len(replay.calls)} calls recorded in {replay.source}; add inputs or "
                 "iterations to replay them all"
             )
-        evaluation = compile_evaluation(cfg, gates=gates, cases=plan.cases, evaluate=evaluate)
+        cassettes = experiment_cassettes(cfg)
+        with cassettes.keys() if cassettes is not None else nullcontext():
+            evaluation = compile_evaluation(cfg, gates=gates, cases=plan.cases, evaluate=evaluate)
+        if cassettes is not None:
+            judges = {e.model for e in evaluation.evaluators if isinstance(e, JudgeSettings)}
+            if judges:
+                cassettes.expected_models["judge"] = judges
+            cassettes.check(plan.cases)  # every unusable cassette, before any case runs
         return cls(
             cfg=cfg,
             plan=plan,
@@ -175,6 +205,7 @@ class Experiment:
             replay=replay,
             evaluation=evaluation,
             strict_judges=strict_judges,
+            cassettes=cassettes,
         )
 
     @property
@@ -229,10 +260,16 @@ class Experiment:
             self._target = self._resolve_target(warn=True)
             if self.replay is not None:
                 self.replay.check_target(self._target)
+            cassettes = self.cassettes
+            if cassettes is not None:
+                cassettes.activate()
+            # Replaying cassettes, the supervisor needs no API key.
+            with cassettes.keys() if cassettes is not None else nullcontext():
+                driver = self._driver(self._target)
             self._executor = CaseExecutor(
                 self._target,
                 self.settings(),
-                driver=self._driver(self._target),
+                driver=driver,
                 # Put back around every case: an agent's os.chdir must not move the others.
                 workdir=workspace.working_directory,
             )
@@ -416,15 +453,17 @@ class Experiment:
         """``run`` followed by the evaluation of its trace (in the same thread, so cases run
         ahead with ``parallel_runs`` are judged concurrently too)."""
         evaluator = self.evaluator()
-        if not evaluator.spec.evaluates_traces:
-            return run
+        case_run = run
+        if evaluator.spec.evaluates_traces:
 
-        def run_and_evaluate(case: Case) -> CaseResult:
-            result = run(case)
-            evaluator.apply(result.record)
-            return result
+            def run_and_evaluate(case: Case) -> CaseResult:
+                result = run(case)
+                evaluator.apply(result.record)
+                return result
 
-        return run_and_evaluate
+            case_run = run_and_evaluate
+        # The tape covers the judges too: their calls are replayed like the agent's.
+        return self.cassettes.wrap(case_run) if self.cassettes is not None else case_run
 
     def run_case(self, case: Case) -> CaseResult:
         """Run one case and evaluate its trace (prepares on first use)."""

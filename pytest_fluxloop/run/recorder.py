@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..cassettes.tally import CassetteTally
 from ..errors import ArtifactWriteError
 from ..records import ExperimentSummary, TraceRecord
 from ..sinks.base import RunEnd, RunStart, Sink
@@ -67,6 +68,11 @@ class RunRecorder:
         """The run's evaluation figures (fed every written record), or None."""
         self.evaluation_outcome: EvaluationOutcome | None = None
         """Set by :meth:`finish`: the evaluation block, the gates and whether they failed."""
+        cassettes = experiment.cassettes
+        self.cassettes = (
+            CassetteTally(cassettes.mode, str(cassettes.folder)) if cassettes is not None else None
+        )
+        """The run's cassette figures (fed every written record), or None."""
         self.sinks = list(sinks)
         self.listener = listener
         self.extra_metadata = dict(extra_metadata or {})
@@ -177,6 +183,8 @@ class RunRecorder:
         self.written.add(record.case_id)
         if self.evaluation is not None:
             self.evaluation.add(record)
+        if self.cassettes is not None:
+            self.cassettes.add(record)
         if not record.success or record.test_outcome == "failed":
             self.failed += 1
         if self.listener is not None:
@@ -227,6 +235,7 @@ class RunRecorder:
             missing_cases=len(self.missing),
             missing_case_ids=tuple(self.missing[:MISSING_IDS_KEPT]),
             evaluation=block,
+            cassettes=self.cassettes.block() if self.cassettes is not None else None,
         )
         summaries = [sink.finish(end) for sink in self.sinks]
         self.summary = next((s for s in summaries if s is not None), None)

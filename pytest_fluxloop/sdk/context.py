@@ -52,6 +52,12 @@ current_role: ContextVar[str] = ContextVar("fluxloop_role", default="agent")
 ``judge`` or ``generator`` while their LLM calls run. Observations record it as ``role``."""
 
 
+current_turn: ContextVar[int] = ContextVar("fluxloop_turn", default=0)
+"""The conversation turn in progress: the agent's calls while it answers user message N and
+the supervisor's calls deciding after reply N are turn N; 0 outside a conversation (a
+single-turn case, the judges). LLM-call cassettes key their recordings by it."""
+
+
 framework_generation: ContextVar[str | None] = ContextVar("fluxloop_framework_llm", default=None)
 """Truthy (the framework's name) while a framework integration (LangChain) has a model run
 open in this context: it records the call itself, so the provider capture below it records

@@ -45,6 +45,8 @@ class RunEnd:
     """The first of them (see ``run.status.MISSING_IDS_KEPT``)."""
     evaluation: dict[str, Any] | None = None
     """The run's evaluation block (``summary.json`` ``evaluation``), or None."""
+    cassettes: dict[str, Any] | None = None
+    """The run's cassette figures (``summary.json`` ``cassettes``), or None."""
 
 
 class Sink(Protocol):

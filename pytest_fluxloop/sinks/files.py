@@ -149,4 +149,5 @@ class FileSink:
         self.writer.missing_cases = end.missing_cases
         self.writer.missing_case_ids = list(end.missing_case_ids)
         self.writer.evaluation = end.evaluation
+        self.writer.cassettes = end.cassettes
         return self.writer.finish(end.status, exit_code=end.exit_code)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import FluxloopError
 from ...jsonsafe import to_jsonable
 from ...records import ErrorInfo, MultiTurnInfo
-from ...sdk.context import acting_as, current_span_id, current_trace
+from ...sdk.context import acting_as, current_span_id, current_trace, current_turn
 from ...supervisors import SupervisorDecision, SupervisorError, SupervisorReply, SupervisorRequest
 from ..record import error_info
 from ..values import conversation_values, persona_values
@@ -167,6 +167,7 @@ class _Run:
         span_id = self.ctx.new_span_id() if self.ctx else None
         # The agent's own spans (@fluxloop.agent, tools) nest under this turn.
         token = current_span_id.set(span_id) if span_id else None
+        turn_token = current_turn.set(turn)
         t0 = time.perf_counter()
         try:
             reply = self.resolve(self.agent(*args, **kwargs))
@@ -174,6 +175,7 @@ class _Run:
             self._observe_turn(turn, span_id, message, None, t0, exc)
             raise
         finally:
+            current_turn.reset(turn_token)
             if token is not None:
                 current_span_id.reset(token)
         self.turn_count = turn
@@ -193,8 +195,12 @@ class _Run:
             metadata=copy.deepcopy(dict(self.case.metadata)),
         )
         t0 = time.perf_counter()
-        with acting_as("supervisor"):  # its LLM calls are the harness's, not the agent's
-            reply = self.owner.supervisor.decide(request)
+        turn_token = current_turn.set(self.turn_count)
+        try:
+            with acting_as("supervisor"):  # its LLM calls are the harness's, not the agent's
+                reply = self.owner.supervisor.decide(request)
+        finally:
+            current_turn.reset(turn_token)
         duration_ms = round((time.perf_counter() - t0) * 1000, 3)
         decision = _check_reply(reply)
         self.calls += 1

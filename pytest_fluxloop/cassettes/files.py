@@ -1,0 +1,86 @@
+"""Reading and writing cassette files: ``json`` only, a secret scan before every write,
+atomic replacement (a reader never sees half a file, a crash never leaves one)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..redact import Redactor, is_secret_key
+from .errors import CassetteError
+from .model import Cassette, parse_cassette
+
+__all__ = ["SecretFound", "read_cassette", "secret_paths", "write_cassette"]
+
+
+class SecretFound(CassetteError):
+    """A cassette was not written: something in it looks like a secret."""
+
+
+def read_cassette(path: Path) -> Cassette:
+    """The cassette at ``path`` (:class:`CassetteError` when it cannot be used)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CassetteError(
+            f"cassette {path}: is not UTF-8 text (corrupt); re-record it with "
+            "--fluxloop-cassettes rewrite, or delete the file"
+        ) from None
+    except OSError as exc:
+        raise CassetteError(f"cassette {path}: cannot be read ({exc.strerror or exc})") from None
+    return parse_cassette(path, text)
+
+
+def secret_paths(value: Any, redactor: Redactor, path: str = "$") -> list[str]:
+    """Where ``value`` holds something secret-looking: a string the redactor would change
+    (key shapes, the current API keys' values, ``Bearer`` tokens ...), or a non-empty string
+    under a secret-looking key. Paths only, never the values."""
+    found: list[str] = []
+    if isinstance(value, str):
+        if redactor.redact_text(value) != value:
+            found.append(path)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}"
+            if isinstance(item, str) and item and is_secret_key(str(key)):
+                found.append(where)
+            else:
+                found.extend(secret_paths(item, redactor, where))
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            found.extend(secret_paths(item, redactor, f"{path}[{number}]"))
+    return found
+
+
+def write_cassette(path: Path, cassette: Cassette, redactor: Redactor) -> None:
+    """Write ``cassette`` to ``path`` (folders made), unless it holds a secret.
+
+    Raises:
+        SecretFound: the scan found secret-looking values (named by path, never shown);
+            nothing is written and an existing file is left as it was.
+        CassetteError: the file could not be written.
+    """
+    document = cassette.to_json()
+    found = secret_paths(document["interactions"], redactor, "interactions")
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise SecretFound(
+            f"cassette {path} not written: secret-looking values at {shown} (an API key, a "
+            "token, a password ...): keep secrets out of prompts, tool results and replies, "
+            "then record again"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(cassette.dumps())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CassetteError(f"cassette {path}: cannot be written ({exc.strerror or exc})") from None
