@@ -188,6 +188,11 @@ class CassetteUse(BaseModel):
     recorded: int = 0
     missed: int = 0
     unused: list[str] = Field(default_factory=list)
+    unused_keys: list[str] = Field(
+        default_factory=list,
+        description="The match keys of the unused recordings, in the order of `unused` "
+        "(what `fluxloop cassettes prune` removes).",
+    )
     written: bool = False
     """The case's cassette file was (re)written at the end of the case."""
 

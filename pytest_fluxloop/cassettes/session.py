@@ -226,11 +226,13 @@ class CaseTape:
         """The case's figures for its record."""
         with self._lock:
             recorded = len(self._recorded)
+        unused = self.unused()
         return CassetteUse(
             mode=self.mode,
             replayed=self.replayed,
             recorded=recorded,
             missed=len(self.misses),
-            unused=[i.position for i in self.unused()],
+            unused=[i.position for i in unused],
+            unused_keys=[i.key for i in unused],
             written=written,
         )
