@@ -254,6 +254,11 @@ class Redactor:
             text = _KEY_VALUE.sub(_key_value_repl, text)
         return text
 
+    def secret_key(self, key: str) -> bool:
+        """Whether values under ``key`` are secrets: a secret-looking name
+        (:func:`is_secret_key`) or one of ``extra_keys``."""
+        return is_secret_key(key) or bool(self._extra_keys and _normal_key(key) in self._extra_keys)
+
     def _key_text(self, key: str) -> str:
         # Keys repeat across records (field names): redact each distinct key once.
         cached = self._key_cache.get(key)
@@ -285,9 +290,7 @@ class Redactor:
                 out: dict[Any, Any] = {}
                 for k, v in obj.items():
                     if isinstance(k, str):
-                        if is_secret_key(k) or (
-                            self._extra_keys and _normal_key(k) in self._extra_keys
-                        ):
+                        if self.secret_key(k):
                             # None/bool carry no secret and keep configs readable.
                             out[self._key_text(k)] = (
                                 v if v is None or isinstance(v, bool) else REDACTED

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..redact import Redactor, is_secret_key
+from ..redact import Redactor
 from .errors import CassetteError
 from .model import Cassette, parse_cassette
 
@@ -36,8 +36,9 @@ def read_cassette(path: Path) -> Cassette:
 
 def secret_paths(value: Any, redactor: Redactor, path: str = "$") -> list[str]:
     """Where ``value`` holds something secret-looking: a string the redactor would change
-    (key shapes, the current API keys' values, ``Bearer`` tokens ...), or a non-empty string
-    under a secret-looking key. Paths only, never the values."""
+    (key shapes, the current API keys' values, ``Bearer`` tokens, ``capture.redact_patterns``
+    ...), or a non-empty string under a secret-looking key (or ``capture.redact_keys``).
+    Paths only, never the values."""
     found: list[str] = []
     if isinstance(value, str):
         if redactor.redact_text(value) != value:
@@ -45,7 +46,7 @@ def secret_paths(value: Any, redactor: Redactor, path: str = "$") -> list[str]:
     elif isinstance(value, Mapping):
         for key, item in value.items():
             where = f"{path}.{key}"
-            if isinstance(item, str) and item and is_secret_key(str(key)):
+            if isinstance(item, str) and item and redactor.secret_key(str(key)):
                 found.append(where)
             else:
                 found.extend(secret_paths(item, redactor, where))

@@ -17,6 +17,7 @@ recordings, used in order). Nothing here touches the network or the SDKs.
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -28,13 +29,16 @@ from typing import Any, Literal
 from ..records import CassetteUse
 from ..sdk.context import current_role, current_turn
 from .errors import CassetteMiss
-from .keys import match_key, normalise_request, request_diff
+from .keys import canonical, match_key, normalise_request, request_diff
 from .model import Cassette, Interaction
 
 __all__ = ["MODES", "CallPlan", "CaseTape", "Mode", "current_tape"]
 
 Mode = Literal["off", "record", "replay", "new", "rewrite"]
 MODES: tuple[Mode, ...] = ("off", "record", "replay", "new", "rewrite")
+
+NEAREST_CANDIDATES = 200
+"""Recordings compared when a miss has no recording at its own position."""
 
 current_tape: ContextVar[CaseTape | None] = ContextVar("fluxloop_cassette", default=None)
 """The tape of the case running in this context (None: cassettes off, or no case)."""
@@ -175,14 +179,32 @@ class CaseTape:
             f"({plan.provider} {plan.endpoint}); replay never calls the network. "
             "Re-record the changed calls with --fluxloop-cassettes new (or rewrite)."
         )
-        if recorded is None:
-            count = len(self.loaded.interactions) if self.loaded else 0
-            return (
-                f"{head}\nNothing was recorded at that position "
-                f"(the cassette has {count} interactions for this case)."
-            )
-        diff = request_diff(recorded.request, plan.request, f"{plan.role}/{plan.turn}/{plan.index}")
-        return f"{head}\nRecorded request vs actual request:\n{diff}"
+        if recorded is not None:
+            diff = request_diff(recorded.request, plan.request, recorded.position)
+            return f"{head}\nRecorded request vs actual request:\n{diff}"
+        count = len(self.loaded.interactions) if self.loaded else 0
+        text = (
+            f"{head}\nNothing was recorded at that position "
+            f"(the cassette has {count} interactions for this case)."
+        )
+        nearest = self._nearest(plan)
+        if nearest is not None:
+            diff = request_diff(nearest.request, plan.request, nearest.position)
+            text += f"\nThe nearest recorded {plan.role} request vs the actual one:\n{diff}"
+        return text
+
+    def _nearest(self, plan: CallPlan) -> Interaction | None:
+        """The recording of the same role whose request reads most like ``plan``'s."""
+        candidates = [
+            i for i in (self.loaded.interactions if self.loaded else []) if i.role == plan.role
+        ][:NEAREST_CANDIDATES]
+        if not candidates:
+            return None
+        actual = canonical(plan.request)
+        return max(
+            candidates,
+            key=lambda i: difflib.SequenceMatcher(None, canonical(i.request), actual).quick_ratio(),
+        )
 
     def add(self, interaction: Interaction) -> None:
         """A recorded call (from :meth:`CallPlan.record`)."""

@@ -25,6 +25,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import ValidationError
 
+from ..cassettes.session import current_tape
 from ..llm.client import LLMClient
 from ..llm.connect import create_client, require_sdk, resolve_api_key, resolve_base_url
 from ..llm.errors import LLMError, LLMOutputWarning
@@ -312,7 +313,9 @@ class LLMJudge:
             self._template, {k: self._redactor.redact_text(v) for k, v in values.items()}
         )
         key = cache_key(settings.model, self._rubric, user)
-        cache = self.runtime.cache
+        # With a cassette, the judge's call is what it records and replays: a cache hit
+        # would leave nothing recorded for a replay on another machine.
+        cache = self.runtime.cache if current_tape.get() is None else None
         if cache is not None:
             hit = self._from_cache(cache.get(key))
             if hit is not None:
