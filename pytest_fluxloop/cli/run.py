@@ -198,6 +198,11 @@ def describe_plan(plan: ExperimentPlan, cfg: LoadedConfig, cwd: Path) -> list[st
             f"supervisor {sup.provider}" + (f" ({sup.model})" if sup.provider != "mock" else "")
         )
     lines.append(f"[INFO] Output: {_display(output_root_of(cfg), cwd)}")
+    from ..run.experiment import experiment_cassettes
+
+    cassettes = experiment_cassettes(cfg)
+    if cassettes is not None:
+        lines.append(f"[INFO] Cassettes: {cassettes.mode} ({_display(cassettes.folder, cwd)})")
     if cfg.overrides.get("no_collector"):
         # Said only when asked: without the flag nothing is sent either (no collector sink
         # exists yet), and a configured collector_url already gets its own notice.

@@ -16,6 +16,11 @@ the HTTP request (retries included) and hands the final HTTP response to
   progress (a ContextVar), so a parsed result (a ``ChatCompletion`` ...) is reduced from the
   body the SDK read, not from the SDK's objects.
 
+**Cassettes** use the same wrapper: when a case's tape is current
+(:data:`~pytest_fluxloop.cassettes.session.current_tape`, even with ``capture.llm`` off), the
+call is planned by it before the SDK sends anything (:mod:`.cassette_tape`: replay a
+recording, record the response, or raise the miss), and captured as usual either way.
+
 **Streams** (and any body not read when ``request`` returns) are observed at the HTTP body
 (:mod:`.capture_streams`); what one SDK knows of its requests and replies is its
 :class:`~.capture_provider.Provider` (:mod:`.openai`, :mod:`.anthropic`).
