@@ -165,7 +165,9 @@ class CaseTape:
                 self._used.add(id(plan.interaction))
                 self.replayed += 1
                 return plan
-            if self.mode == "new" or (self.mode == "record" and not self.loaded):
+            # The effective mode is ``record`` only when nothing was recorded before (no
+            # cassette, or one with no interactions left): every call records.
+            if self.mode in ("new", "record"):
                 return plan
             message = self._miss_message(plan)
             self.misses.append(message)

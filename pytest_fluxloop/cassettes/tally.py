@@ -15,9 +15,11 @@ UNUSED_CASES_KEPT = 500
 class CassetteTally:
     """Calls replayed, recorded and missed, cassettes written, and unused recordings."""
 
-    def __init__(self, mode: str, folder: str) -> None:
+    def __init__(self, mode: str, folder: str, reason: str = "set") -> None:
         self.mode = mode
         self.folder = folder
+        self.reason = reason
+        """Why this mode: ``set`` (configured), or the default's reason."""
         self.replayed = 0
         self.recorded = 0
         self.missed = 0
@@ -45,6 +47,7 @@ class CassetteTally:
         """The ``summary.json`` block."""
         return {
             "mode": self.mode,
+            "mode_reason": self.reason,
             "folder": self.folder,
             "replayed": self.replayed,
             "recorded": self.recorded,
@@ -57,8 +60,9 @@ class CassetteTally:
 
     def lines(self) -> list[str]:
         """What the terminal summary says."""
+        why = "" if self.reason == "set" else f": {self.reason}"
         lines = [
-            f"cassettes ({self.mode}, {self.folder}): {self.replayed} calls replayed, "
+            f"cassettes ({self.mode}{why}, {self.folder}): {self.replayed} calls replayed, "
             f"{self.recorded} recorded, {self.missed} missed"
             + (f"; {self.written} cassette file(s) written" if self.written else "")
         ]

@@ -9,8 +9,9 @@ recording on and off in the project's ``.env`` and replay on in simulation.yaml;
 ``fluxloop merge`` joins the folders of ``--shard K/N`` runs into one experiment;
 ``fluxloop evaluate experiment DIR`` evaluates a finished run; ``fluxloop parse experiment``,
 ``fluxloop report`` and ``fluxloop compare`` turn experiment folders into Markdown, one HTML
-page and a comparison. Importing this package stays cheap: pytest, pydantic and the config
-models are imported inside the commands that need them.
+page and a comparison; ``fluxloop cassettes show | prune`` prints one case's LLM-call cassette
+and removes the recordings a run never used. Importing this package stays cheap: pytest,
+pydantic and the config models are imported inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import click
 
 from ..errors import FluxloopError
+from .cassettes_cmd import cassettes_group
 from .compare_cmd import compare
 from .config_cmd import config_schema
 from .doctor_cmd import doctor
@@ -90,6 +92,7 @@ cli.add_command(evaluate_group)
 cli.add_command(parse_group)
 cli.add_command(compare)
 cli.add_command(report)
+cli.add_command(cassettes_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -16,6 +16,7 @@ that never uses one pays nothing for it. Production code outside experiments may
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import Any
 from ..cassettes.session import current_tape
 from ..sdk.context import TraceContext
 
-__all__ = ["case_capture", "install", "uninstall"]
+__all__ = ["case_capture", "install", "install_on_import", "uninstall"]
 
 _PROVIDERS = ("openai", "anthropic")
 _done: set[str] = set()
@@ -54,8 +55,27 @@ def install() -> list[str]:
     return notices
 
 
+def install_on_import() -> None:
+    """Hook each provider SDK now if imported, else as soon as it is (cassettes must see
+    every call; importing an SDK nothing uses just to hook it would cost seconds)."""
+    from .import_watch import watch
+
+    install()
+    watch((name for name in _PROVIDERS if name not in _done), _hook_imported)
+
+
+def _hook_imported(name: str) -> None:
+    # Imported mid-run, where no caller takes notices: they go to the capture's log.
+    for notice in install():
+        logging.getLogger("pytest_fluxloop.capture").warning("%s", notice)
+
+
 def uninstall() -> None:
-    """Unhook every provider SDK :func:`install` hooked (tests: each starts unhooked)."""
+    """Unhook every provider SDK :func:`install` hooked, and stop watching imports
+    (tests: each starts unhooked)."""
+    from .import_watch import unwatch
+
+    unwatch()
     for name in list(_done):
         _done.discard(name)
         if name == "openai":

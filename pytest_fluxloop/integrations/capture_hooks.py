@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from ..cassettes.session import CallPlan, CaseTape, current_tape
+from ..cassettes.session import CaseTape, current_tape
 from ..jsonsafe import to_jsonable
 from ..sdk.context import TraceContext, current_trace, framework_generation
 from ..sdk.generation import Generation
@@ -50,7 +50,7 @@ from ..sdk.settings import is_enabled
 from .capture_bodies import content_type, read_body, reply_from_body, response_of
 from .capture_provider import Provider, Reply, capture_failed, record_failure
 from .capture_streams import observe
-from .cassette_tape import plan_call, serving
+from .cassette_tape import Served, plan_call, serving
 
 __all__ = ["MARK", "foreign_wrapper", "hook_sdk", "unhook_sdk"]
 
@@ -193,7 +193,7 @@ def _begin(
     kwargs: Any,
     *,
     asynchronous: bool,
-) -> tuple[_Call | None, CallPlan | None]:
+) -> tuple[_Call | None, Served | None]:
     """Open the call's generation (when capturing) and ask the case's cassette what to do
     (when one is current). A cassette miss is raised here, before the SDK sends anything,
     and recorded on the generation."""
@@ -206,10 +206,10 @@ def _begin(
         if call is not None:
             call.failed(exc)
         raise
-    return call, plan
+    return call, Served(plan, provider)
 
 
-def _enter(call: _Call | None, plan: CallPlan | None) -> tuple[Any, Any]:
+def _enter(call: _Call | None, plan: Served | None) -> tuple[Any, Any]:
     return (
         _pending.set(call) if call is not None else None,
         serving.set(plan) if plan is not None else None,

@@ -24,7 +24,7 @@ import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..cassettes.errors import CassetteMiss
@@ -33,11 +33,19 @@ from .capture_bodies import SSEParser
 from .capture_provider import Provider, request_body
 from .capture_streams import decoder, httpx_module, wrap_body
 
-__all__ = ["plan_call", "response_chunks", "response_entry", "serving"]
+__all__ = ["Served", "plan_call", "response_chunks", "response_entry", "serving"]
 
 _MARK = "__fluxloop_cassette__"
 
-serving: ContextVar[CallPlan | None] = ContextVar("fluxloop_cassette_call", default=None)
+
+class Served(NamedTuple):
+    """A call a tape decided, and the provider of the SDK making it."""
+
+    plan: CallPlan
+    provider: Provider
+
+
+serving: ContextVar[Served | None] = ContextVar("fluxloop_cassette_call", default=None)
 """The call whose ``request`` is running in this context, when a tape decided it."""
 
 
@@ -146,8 +154,9 @@ def _replayed(plan: CallPlan, request: Any, asynchronous: bool) -> Any:
 class _Recorder:
     """Keeps a streamed 2xx body as it is read; records it once it ends or is closed."""
 
-    def __init__(self, plan: CallPlan, status: int, content_type: str, encoding: str) -> None:
-        self._plan = plan
+    def __init__(self, served: Served, status: int, content_type: str, encoding: str) -> None:
+        self._plan = served.plan
+        self._provider = served.provider
         self._status = status
         self._content_type = content_type
         self._decompress = decoder(encoding)
@@ -162,6 +171,10 @@ class _Recorder:
             return
         self._over = True
         entry = response_entry(self._status, self._content_type, bytes(self._body), complete)
+        if not complete and _reached_last(self._provider, entry):
+            # The SDK closed the body after the stream's last event (the openai SDK stops
+            # reading at ``[DONE]``): the recording is whole.
+            entry["complete"] = True
         self._plan.record(entry)
 
     def ended(self) -> None:
@@ -174,7 +187,18 @@ class _Recorder:
         self._over = True  # a body that broke is no answer to replay
 
 
-def _record(plan: CallPlan, response: Any, streamed: bool) -> None:
+def _reached_last(provider: Provider, entry: Mapping[str, Any]) -> bool:
+    """Whether a recorded stream holds its provider's last event (``[DONE]``,
+    ``message_stop`` ...)."""
+    for event in entry.get("events") or ():
+        data = "" if "json" in event else str(event.get("data", ""))
+        if provider.is_last(event.get("event"), data):
+            return True
+    return False
+
+
+def _record(served: Served, response: Any, streamed: bool) -> None:
+    plan = served.plan
     status = int(response.status_code)
     if not 200 <= status < 300:
         return
@@ -185,7 +209,7 @@ def _record(plan: CallPlan, response: Any, streamed: bool) -> None:
         return
     encoding = str(headers.get("content-encoding") or "")
     try:
-        recorder = _Recorder(plan, status, content_type, encoding)
+        recorder = _Recorder(served, status, content_type, encoding)
     except ValueError as exc:
         plan.tape.fail(f"a {plan.provider} response was not recorded: {exc} cannot be decoded")
         return
@@ -198,16 +222,16 @@ def _record(plan: CallPlan, response: Any, streamed: bool) -> None:
 def _sync_send(original: Any) -> Any:
     @functools.wraps(original)
     def send(request: Any, *args: Any, **kwargs: Any) -> Any:
-        plan = serving.get()
-        if plan is None:
+        served = serving.get()
+        if served is None:
             return original(request, *args, **kwargs)
-        if plan.replay:
-            response = _replayed(plan, request, asynchronous=False)
+        if served.plan.replay:
+            response = _replayed(served.plan, request, asynchronous=False)
             if not kwargs.get("stream"):
                 response.read()
             return response
         response = original(request, *args, **kwargs)
-        _record(plan, response, bool(kwargs.get("stream")))
+        _record(served, response, bool(kwargs.get("stream")))
         return response
 
     return send
@@ -216,16 +240,16 @@ def _sync_send(original: Any) -> Any:
 def _async_send(original: Any) -> Any:
     @functools.wraps(original)
     async def send(request: Any, *args: Any, **kwargs: Any) -> Any:
-        plan = serving.get()
-        if plan is None:
+        served = serving.get()
+        if served is None:
             return await original(request, *args, **kwargs)
-        if plan.replay:
-            response = _replayed(plan, request, asynchronous=True)
+        if served.plan.replay:
+            response = _replayed(served.plan, request, asynchronous=True)
             if not kwargs.get("stream"):
                 await response.aread()
             return response
         response = await original(request, *args, **kwargs)
-        _record(plan, response, bool(kwargs.get("stream")))
+        _record(served, response, bool(kwargs.get("stream")))
         return response
 
     return send

@@ -13,8 +13,6 @@ could not reproduce it, the agent is not to blame.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -30,13 +28,13 @@ from ..cassettes.model import Cassette
 from ..cassettes.session import CaseTape, Mode, current_tape
 from ..engine.executor import CaseResult
 from ..errors import OutputPathError
-from ..integrations import install as install_capture
+from ..integrations import install_on_import
 from ..llm.connect import keys_not_needed
 from ..plan import Case
 from ..records import ErrorInfo, TraceRecord
 from ..redact import Redactor
 
-__all__ = ["ExperimentCassettes", "ci_is_set", "resolve_mode"]
+__all__ = ["ExperimentCassettes", "ci_is_set", "keys_for", "resolve_mode"]
 
 _SDKS = ("openai", "anthropic")
 
@@ -67,6 +65,11 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+def keys_for(cassettes: ExperimentCassettes | None) -> Any:
+    """The context clients are made in: no API key needed while cassettes replay."""
+    return cassettes.keys() if cassettes is not None else nullcontext()
 
 
 @dataclass
@@ -120,11 +123,6 @@ class ExperimentCassettes:
         """The cassette file of ``case_id`` (inside the experiment's folder)."""
         return folder_inside(self.folder, f"{case_id}.json", "case id")
 
-    def describe(self) -> str:
-        """One line for the run's header."""
-        why = "" if self.reason == "set" else f" ({self.reason})"
-        return f"cassettes: {self.mode}{why}, {self.folder}"
-
     # ------------------------------------------------------------------ before the run
 
     def check(self, cases: Sequence[Case]) -> None:
@@ -166,13 +164,11 @@ class ExperimentCassettes:
         return None
 
     def activate(self) -> None:
-        """Import and hook the provider SDKs installed, so every role's calls reach the
-        tape (the agent may not import one before a judge or the supervisor uses it)."""
+        """Hook the provider SDKs imported, and each other one the moment it is imported,
+        so every role's calls reach the tape (the agent may import one inside a function,
+        or not before a judge or the supervisor uses it)."""
         self._recorded_with = _versions()
-        for name in _SDKS:
-            if importlib.util.find_spec(name) is not None:
-                importlib.import_module(name)
-        install_capture()
+        install_on_import()
 
     # ------------------------------------------------------------------ each case
 

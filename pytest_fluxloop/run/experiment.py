@@ -12,7 +12,6 @@ import functools
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from ..plan.recordings import read_recordings
 from ..records import ExperimentSummary
 from ..redact import Redactor, install_log_redaction
 from ..sdk.context import CaptureSettings
+from .cassettes import keys_for
 from .status import EXIT_USAGE_ERROR
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class Experiment:
                 "iterations to replay them all"
             )
         cassettes = experiment_cassettes(cfg)
-        with cassettes.keys() if cassettes is not None else nullcontext():
+        with keys_for(cassettes):
             evaluation = compile_evaluation(cfg, gates=gates, cases=plan.cases, evaluate=evaluate)
         if cassettes is not None:
             judges = {e.model for e in evaluation.evaluators if isinstance(e, JudgeSettings)}
@@ -264,7 +264,7 @@ class Experiment:
             if cassettes is not None:
                 cassettes.activate()
             # Replaying cassettes, the supervisor needs no API key.
-            with cassettes.keys() if cassettes is not None else nullcontext():
+            with keys_for(cassettes):
                 driver = self._driver(self._target)
             self._executor = CaseExecutor(
                 self._target,
@@ -413,7 +413,8 @@ class Experiment:
             return
         from ..supervisors import create_supervisor
 
-        with warnings.catch_warnings():
+        # Replaying cassettes, the supervisor needs no key (as in the run itself).
+        with warnings.catch_warnings(), keys_for(self.cassettes):
             # Setting warnings (e.g. an unsent temperature) are shown once, by the run.
             warnings.simplefilter("ignore")
             create_supervisor(multi_turn.supervisor)

@@ -70,7 +70,9 @@ class RunRecorder:
         """Set by :meth:`finish`: the evaluation block, the gates and whether they failed."""
         cassettes = experiment.cassettes
         self.cassettes = (
-            CassetteTally(cassettes.mode, str(cassettes.folder)) if cassettes is not None else None
+            CassetteTally(cassettes.mode, str(cassettes.folder), cassettes.reason)
+            if cassettes is not None
+            else None
         )
         """The run's cassette figures (fed every written record), or None."""
         self.sinks = list(sinks)

@@ -88,3 +88,25 @@ def test_report_benchmark_smoke_run() -> None:
     assert re.search(r"fluxloop report\s+\d+\.\d+ s", out), out
     assert re.search(r"report\.html\s+\d+(\.\d+)? [KM]B", out), out
     assert "(smoke: the numbers mean nothing)" in out
+
+
+def test_cassettes_benchmark_smoke_run() -> None:
+    # benchmarks/cassettes.py: 3 conversations live (off, record) and replayed; the script
+    # itself fails unless the replay made 0 LLM calls and every call was recorded/replayed.
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "cassettes.py"), "--smoke", "--quiet"],
+        cwd=REPO,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,  # hang guard; ~13 s here
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "ERROR" not in out
+    for side, calls in (("off", 18), ("record", 18), ("replay", 0)):
+        assert re.search(rf"^  {side} +\d+\.\d+ s +\d+\.\d+ s +{calls}  ", out, re.M), out
+    assert re.search(r"live \(record\) / replay: \d+\.\dx", out), out
+    assert "replay made 0 LLM calls (target 0); live made 18 (3 x 6)" in out
+    assert "(smoke: the numbers mean nothing)" in out
