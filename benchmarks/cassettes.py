@@ -41,18 +41,16 @@ import re
 import shutil
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from harness import (
     BenchError,
+    ChatServer,
     Run,
     Runner,
+    chat_server,
     child_env,
     fluxloop_cmd,
     machine_info,
@@ -133,76 +131,6 @@ def _answer(body: dict[str, Any]) -> str:
     )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: SlowLLM
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        self.server.count_call()
-        time.sleep(self.server.delay)
-        payload = json.dumps(
-            {
-                "id": "chatcmpl-bench",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body.get("model", "unknown"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": _answer(body)},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52},
-            }
-        ).encode()
-        # Headers and body in one write: no delayed-ACK stall on a keep-alive connection.
-        head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n"
-        ).encode()
-        self.wfile.write(head + payload)
-
-
-class SlowLLM(ThreadingHTTPServer):
-    """An OpenAI-compatible chat server on 127.0.0.1 answering after ``delay`` seconds."""
-
-    daemon_threads = True
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.delay = delay
-        self._lock = threading.Lock()
-        self.calls = 0
-
-    def count_call(self) -> None:
-        with self._lock:
-            self.calls += 1
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-@contextmanager
-def slow_llm(delay: float) -> Iterator[SlowLLM]:
-    server = SlowLLM(delay)
-    thread = threading.Thread(target=server.serve_forever, name="slow-llm", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 # --------------------------------------------------------------------------- runs
 
 
@@ -236,7 +164,7 @@ def check_cassettes(run: Run, side: str, conversations: int, calls: int) -> dict
 
 
 def measure(
-    runner: Runner, cmd: list[str], project: Path, side: str, conversations: int, server: SlowLLM
+    runner: Runner, cmd: list[str], project: Path, side: str, conversations: int, server: ChatServer
 ) -> tuple[Run, int]:
     """One checked run of ``side``; the run and the LLM calls the server answered."""
     if side == "record":
@@ -267,7 +195,7 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         f"each: agent + openai supervisor), server delay {delay * 1000:.0f} ms per call, "
         f"{args.repeat} round(s) of {', '.join(SIDES)}"
     )
-    with slow_llm(delay) as server:
+    with chat_server(_answer, delay=delay) as server:
         runner = Runner(tmp, dict(args.env, SIM_URL=server.base_url), verbose=not args.quiet)
         runner.env["OPENAI_BASE_URL"] = server.base_url
         for round_no in range(args.repeat):

@@ -57,20 +57,18 @@ import os
 import resource
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from harness import (
     BenchError,
+    ChatServer,
     Run,
     Runner,
     case_text,
+    chat_server,
     child_env,
     fluxloop_cmd,
     machine_info,
@@ -148,72 +146,8 @@ limits:
 # --------------------------------------------------------------------------- the judge server
 
 
-class _JudgeHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: JudgeServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        self.server.count_call()
-        payload = json.dumps(
-            {
-                "id": "chatcmpl-judge",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body.get("model", JUDGE_MODEL),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": json.dumps(VERDICT)},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 60, "completion_tokens": 20, "total_tokens": 80},
-            }
-        ).encode()
-        # Headers and body in one write: no delayed-ACK stall on a keep-alive connection.
-        head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n"
-        ).encode()
-        self.wfile.write(head + payload)
-
-
-class JudgeServer(ThreadingHTTPServer):
-    """An OpenAI-compatible chat server on 127.0.0.1 that always returns a passing verdict."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _JudgeHandler)
-        self._lock = threading.Lock()
-        self.calls = 0
-
-    def count_call(self) -> None:
-        with self._lock:
-            self.calls += 1
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-@contextmanager
-def judge_server() -> Iterator[JudgeServer]:
-    server = JudgeServer()
-    thread = threading.Thread(target=server.serve_forever, name="judge", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def _verdict(body: dict[str, Any]) -> str:
+    return json.dumps(VERDICT)
 
 
 # --------------------------------------------------------------------------- projects
@@ -262,7 +196,7 @@ def measure(
     project: Path,
     side: str,
     cases: int,
-    server: JudgeServer,
+    server: ChatServer,
     *,
     filling: bool = False,
 ) -> tuple[float, float]:
@@ -355,7 +289,9 @@ def bench_processes(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         f"[part 1] instant agent, {small} and {large} cases ({iterations} iterations), "
         f"{args.repeat} rounds after a warm-up; sides: {', '.join(sides)}"
     )
-    with judge_server() as server:
+    with chat_server(
+        _verdict, usage={"prompt_tokens": 60, "completion_tokens": 20, "total_tokens": 80}
+    ) as server:
         projects = {
             (side, n): write_side(
                 tmp / f"{side.replace(' ', '-')}-{n}", side, n, iterations, server.base_url

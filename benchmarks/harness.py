@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.server
 import json
 import os
 import platform
@@ -17,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -487,3 +489,89 @@ def build_parser(description: str, benchmarks: Sequence[str]) -> argparse.Argume
         "the benchmarks still run (the numbers mean nothing)",
     )
     return parser
+
+
+# --------------------------------------------------------------------------- an LLM server
+
+
+class _ChatHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: ChatServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        server = self.server
+        with server.lock:
+            server.calls += 1
+        if server.delay:
+            time.sleep(server.delay)
+        payload = json.dumps(
+            {
+                "id": "chatcmpl-bench",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model", "unknown"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": server.answer(body)},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": server.usage,
+            }
+        ).encode()
+        # Headers and body in one write: no delayed-ACK stall on a keep-alive connection.
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        ).encode()
+        self.wfile.write(head + payload)
+
+
+class ChatServer(http.server.ThreadingHTTPServer):
+    """An OpenAI-compatible chat completions server on 127.0.0.1: ``answer(body)`` is the
+    reply's content, after ``delay`` seconds; :attr:`calls` counts the requests."""
+
+    daemon_threads = True
+
+    def __init__(
+        self, answer: Callable[[dict[str, Any]], str], delay: float, usage: dict[str, int]
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), _ChatHandler)
+        self.answer = answer
+        self.delay = delay
+        self.usage = usage
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    @property
+    def base_url(self) -> str:
+        """The ``base_url`` of an OpenAI client."""
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+@contextlib.contextmanager
+def chat_server(
+    answer: Callable[[dict[str, Any]], str],
+    *,
+    delay: float = 0.0,
+    usage: dict[str, int] | None = None,
+) -> Iterator[ChatServer]:
+    """A running :class:`ChatServer` for the block."""
+    server = ChatServer(
+        answer, delay, usage or {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}
+    )
+    thread = threading.Thread(target=server.serve_forever, name="bench-llm", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

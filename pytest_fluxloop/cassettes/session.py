@@ -22,7 +22,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,17 +46,13 @@ current_tape: ContextVar[CaseTape | None] = ContextVar("fluxloop_cassette", defa
 
 @dataclass
 class CallPlan:
-    """What to do with one call: replay ``interaction``, or record under ``key``."""
+    """What to do with one call: replay :attr:`interaction`, or record :attr:`call`."""
 
     tape: CaseTape
-    key: str
-    role: str
-    turn: int
-    index: int
-    provider: str
-    endpoint: str
-    request: dict[str, Any]
+    call: Interaction
+    """The call as it is recorded (its ``response`` filled in by :meth:`record`)."""
     interaction: Interaction | None = None
+    """The recording that answers it, when replaying."""
     done: bool = False
 
     @property
@@ -69,18 +65,7 @@ class CallPlan:
         if self.done or self.replay:
             return
         self.done = True
-        self.tape.add(
-            Interaction(
-                key=self.key,
-                role=self.role,
-                turn=self.turn,
-                index=self.index,
-                provider=self.provider,
-                endpoint=self.endpoint,
-                request=self.request,
-                response=response,
-            )
-        )
+        self.tape.add(replace(self.call, response=response))
 
 
 class CaseTape:
@@ -156,7 +141,8 @@ class CaseTape:
         with self._lock:
             index = self._counters.get((role, turn), 0)
             self._counters[(role, turn)] = index + 1
-            plan = CallPlan(self, key, role, turn, index, provider, endpoint, request)
+            call = Interaction(key, role, turn, index, provider, endpoint, request, {})
+            plan = CallPlan(self, call)
             if self.mode == "rewrite":
                 return plan
             queue = self._available.get(key)
@@ -174,35 +160,36 @@ class CaseTape:
         raise CassetteMiss(message)
 
     def _miss_message(self, plan: CallPlan) -> str:
-        where = f"{plan.role} call #{plan.index + 1} of turn {plan.turn}"
-        recorded = self._by_position.get((plan.role, plan.turn, plan.index))
+        call = plan.call
+        where = f"{call.role} call #{call.index + 1} of turn {call.turn}"
+        recorded = self._by_position.get((call.role, call.turn, call.index))
         head = (
             f"no recording in cassette {self.path} matches the {where} "
-            f"({plan.provider} {plan.endpoint}); replay never calls the network. "
+            f"({call.provider} {call.endpoint}); replay never calls the network. "
             "Re-record the changed calls with --fluxloop-cassettes new (or rewrite)."
         )
         if recorded is not None:
-            diff = request_diff(recorded.request, plan.request, recorded.position)
+            diff = request_diff(recorded.request, call.request, recorded.position)
             return f"{head}\nRecorded request vs actual request:\n{diff}"
         count = len(self.loaded.interactions) if self.loaded else 0
         text = (
             f"{head}\nNothing was recorded at that position "
             f"(the cassette has {count} interactions for this case)."
         )
-        nearest = self._nearest(plan)
+        nearest = self._nearest(call)
         if nearest is not None:
-            diff = request_diff(nearest.request, plan.request, nearest.position)
-            text += f"\nThe nearest recorded {plan.role} request vs the actual one:\n{diff}"
+            diff = request_diff(nearest.request, call.request, nearest.position)
+            text += f"\nThe nearest recorded {call.role} request vs the actual one:\n{diff}"
         return text
 
-    def _nearest(self, plan: CallPlan) -> Interaction | None:
-        """The recording of the same role whose request reads most like ``plan``'s."""
+    def _nearest(self, call: Interaction) -> Interaction | None:
+        """The recording of the same role whose request reads most like ``call``'s."""
         candidates = [
-            i for i in (self.loaded.interactions if self.loaded else []) if i.role == plan.role
+            i for i in (self.loaded.interactions if self.loaded else []) if i.role == call.role
         ][:NEAREST_CANDIDATES]
         if not candidates:
             return None
-        actual = canonical(plan.request)
+        actual = canonical(call.request)
         return max(
             candidates,
             key=lambda i: difflib.SequenceMatcher(None, canonical(i.request), actual).quick_ratio(),

@@ -211,7 +211,7 @@ def _record(served: Served, response: Any, streamed: bool) -> None:
     try:
         recorder = _Recorder(served, status, content_type, encoding)
     except ValueError as exc:
-        plan.tape.fail(f"a {plan.provider} response was not recorded: {exc} cannot be decoded")
+        plan.tape.fail(f"a {plan.call.provider} response was not recorded: {exc} cannot be decoded")
         return
     wrap_body(response, recorder)
 

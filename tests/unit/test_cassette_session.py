@@ -69,8 +69,8 @@ def test_replay_hit_serves_the_recording(path: Path) -> None:
     t = tape("replay", path, cassette(recorded))
     plan = ask(t, "hi")
     assert plan.replay and plan.interaction is recorded
-    assert (plan.role, plan.turn, plan.index) == ("agent", 0, 0)
-    assert plan.key == recorded.key
+    assert (plan.call.role, plan.call.turn, plan.call.index) == ("agent", 0, 0)
+    assert plan.call.key == recorded.key
     plan.record(chat_reply("ignored"))  # a replayed call records nothing
     assert t.result({}) is None
     assert t.replayed == 1 and t.misses == []
@@ -121,7 +121,7 @@ def test_role_and_turn_pick_the_recording(path: Path) -> None:
     with at_turn(1):
         with acting_as("supervisor"):
             plan = ask(t, "same")
-        assert plan.interaction is supervisor and plan.role == "supervisor"
+        assert plan.interaction is supervisor and plan.call.role == "supervisor"
         assert ask(t, "same").interaction is agent
         with acting_as("judge"), pytest.raises(CassetteMiss, match="judge call #1 of turn 1"):
             ask(t, "same")
@@ -135,7 +135,7 @@ def test_index_counts_per_role_and_turn(path: Path) -> None:
     plans.append(ask(t, "c"))
     with at_turn(2):
         plans.append(ask(t, "d"))
-    assert [(p.role, p.turn, p.index) for p in plans] == [
+    assert [(p.call.role, p.call.turn, p.call.index) for p in plans] == [
         ("agent", 0, 0),
         ("supervisor", 0, 0),
         ("agent", 0, 1),
@@ -180,7 +180,7 @@ def test_new_replays_what_matches_and_records_the_rest(path: Path) -> None:
     t = tape("new", path, loaded)
     assert ask(t, "known").replay
     plan = ask(t, "unknown")
-    assert not plan.replay and plan.index == 1
+    assert not plan.replay and plan.call.index == 1
     answer(plan, "fresh")
     answer(plan, "twice")  # a plan records once
     result = t.result({"openai": "9"})
@@ -274,7 +274,7 @@ def test_begin_attempt_starts_afresh(path: Path) -> None:
     assert t.replayed == 0 and t.misses == [] and t.failures == []
     assert t.result({}) is None  # the first attempt's recording is gone
     plan = ask(t, "hi")  # used again, at index 0 again
-    assert plan.interaction is recorded and plan.index == 0
+    assert plan.interaction is recorded and plan.call.index == 0
 
 
 def test_begin_attempt_forgets_misses(path: Path) -> None:
@@ -373,7 +373,7 @@ def test_concurrent_recording_counts_every_call_once(path: Path) -> None:
     def work(n: int) -> int:
         plan = ask(t, f"question {n}")
         answer(plan, str(n))
-        return plan.index
+        return plan.call.index
 
     indexes = _all_at_once(work)
     assert sorted(indexes) == list(range(THREADS))
