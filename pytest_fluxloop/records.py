@@ -558,4 +558,14 @@ class ExperimentSummary(BaseModel):
         "files written, and the recorded interactions never used (case id -> role/turn/index); "
         "null when cassettes are off.",
     )
+    collector: dict[str, Any] | None = Field(
+        default=None,
+        description="Traces sent to the collector: batches and items sent, stored, "
+        "duplicate, rejected and spooled (with the spool folder); null without a collector.",
+    )
+    otel: dict[str, Any] | None = Field(
+        default=None,
+        description="OpenTelemetry export: spans and traces exported and where to; null "
+        "when the export is off.",
+    )
     config_snapshot: dict[str, Any] = Field(default_factory=dict)

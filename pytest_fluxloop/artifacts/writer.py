@@ -253,6 +253,8 @@ class ExperimentWriter:
         """The run's evaluation block, set before :meth:`finish` (summary.json ``evaluation``)."""
         self.cassettes: dict[str, Any] | None = None
         """The run's cassette figures, set before :meth:`finish` (summary.json ``cassettes``)."""
+        self.reports: dict[str, dict[str, Any]] = {}
+        """The other sinks' reports (``collector``, ``otel``), set before :meth:`finish`."""
         self.started_at = started_at
         self.save_traces = save_traces
         self.save_aggregated_metrics = save_aggregated_metrics
@@ -497,6 +499,8 @@ class ExperimentWriter:
             token_usage=self._token_usage,
             evaluation=self.evaluation,
             cassettes=self.cassettes,
+            collector=self.reports.get("collector"),
+            otel=self.reports.get("otel"),
             pid=os.getpid(),
             host=platform.node(),
             config_snapshot=self.config_snapshot,

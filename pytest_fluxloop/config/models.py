@@ -236,6 +236,17 @@ class MultiTurnConfig(StrictModel):
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
 
 
+class OtelConfig(StrictModel):
+    """``otel``: export each case as OpenTelemetry spans (GenAI semantic conventions)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Export every case as an invoke_agent span with its turns, LLM calls and "
+        "tools as children, through the application's tracer provider or an OTLP exporter "
+        "configured from the OTEL_EXPORTER_OTLP_* variables (extra 'otel').",
+    )
+
+
 class CassettesConfig(StrictModel):
     """``cassettes``: record the LLM calls of each case and replay them offline."""
 
@@ -326,6 +337,7 @@ class SimulationConfig(StrictModel):
     multi_turn: MultiTurnConfig = Field(default_factory=MultiTurnConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     cassettes: CassettesConfig = Field(default_factory=CassettesConfig)
+    otel: OtelConfig = Field(default_factory=OtelConfig)
     output_directory: str = "experiments"
     save_traces: bool = True
     save_aggregated_metrics: bool = True
@@ -363,8 +375,20 @@ class ProjectConfig(StrictModel):
     description: str | None = None
     version: str | None = None
     source_root: str | None = None
-    collector_url: str | None = None
-    collector_api_key: str | None = None
+    collector_url: str | None = Field(
+        default=None,
+        description="A FluxLoop collector (fluxloop collector serve) that receives every "
+        "trace of the runs of this project, besides the files.",
+    )
+    collector_api_key: str | None = Field(
+        default=None,
+        description="The collector's bearer token (else FLUXLOOP_COLLECTOR_TOKEN).",
+    )
+    collector_allow_insecure_http: bool = Field(
+        default=False,
+        description="Send the token over plain http:// to a host that is not this machine "
+        "(refused by default: anyone on the path could read it).",
+    )
     tags: list[str] = Field(default_factory=list)
     metadata: ProjectMetadata = Field(default_factory=ProjectMetadata)
 

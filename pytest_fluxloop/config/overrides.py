@@ -226,19 +226,42 @@ OVERRIDES: tuple[OverrideSpec, ...] = (
         path=PathRule(is_dir=True, cli_base="cwd", stays_inside=True),
     ),
     OverrideSpec(
-        # Not a simulation.yaml key: the collector sink (not built yet) reads it from
-        # Overrides. Until then traces only ever go to files, so it changes nothing but the
-        # plan's wording; it is a real setting so scripts passing it keep their meaning.
+        # Not a simulation.yaml key: the collector sink reads it from Overrides.
         name="no_collector",
         kind="bool",
         yaml=None,
         cli=("--no-collector/--collector",),
-        cli_help="Do not send traces to a collector: they stay in local files only "
-        "(this version has no collector sink yet, so traces always stay local).",
+        cli_help="Do not send traces to the collector configured in project.yaml (or "
+        "--collector-url): they stay in local files only.",
         pytest=("--fluxloop-no-collector", "--fluxloop-collector"),
         pytest_help=(
             "do not send traces to a collector (local files only)",
             "send traces to the configured collector, if any",
+        ),
+    ),
+    OverrideSpec(
+        # project.yaml's collector_url, for this run: read from Overrides by the sink.
+        name="collector_url",
+        kind="str",
+        yaml=None,
+        cli=("--collector-url",),
+        cli_help="Send every trace to the FluxLoop collector at this URL too (overrides "
+        "project.yaml's collector_url; token: collector_api_key or FLUXLOOP_COLLECTOR_TOKEN).",
+        pytest=("--fluxloop-collector-url",),
+        pytest_help=("send every trace to the FluxLoop collector at this URL too",),
+        metavar="URL",
+    ),
+    OverrideSpec(
+        name="otel",
+        kind="bool",
+        yaml=("otel", "enabled"),
+        cli=("--otel/--no-otel",),
+        cli_help="Export each case as OpenTelemetry spans (GenAI conventions) through the "
+        "application's tracer provider or OTLP from OTEL_EXPORTER_OTLP_*. [default: config]",
+        pytest=("--fluxloop-otel", "--fluxloop-no-otel"),
+        pytest_help=(
+            "export each case as OpenTelemetry spans (otel.enabled)",
+            "no OpenTelemetry export (otel.enabled: false)",
         ),
     ),
     OverrideSpec(

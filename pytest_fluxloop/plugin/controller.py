@@ -397,6 +397,9 @@ class Controller:
             if recorder.cassettes is not None and summary is not None:
                 for number, line in enumerate(recorder.cassettes.lines()):
                     terminalreporter.write_line(line, yellow=number > 0)
+            if summary is not None:
+                for line in recorder.sink_lines():
+                    terminalreporter.write_line(line)
             terminalreporter.write_line(f"results: {recorder.location}")
             if key in self._reports:
                 terminalreporter.write_line(f"report: {self._reports[key]}")

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..cassettes.tally import CassetteTally
 from ..errors import ArtifactWriteError
 from ..records import ExperimentSummary, TraceRecord
-from ..sinks.base import RunEnd, RunStart, Sink
+from ..sinks.base import ReportingSink, RunEnd, RunStart, Sink
 from ..sinks.files import FileSink
+from ..sinks.http import http_sink_for
+from ..sinks.otel import otel_sink_for
 from .status import (
     EXIT_GATE_FAILED,
     EXIT_MISSING_RECORDS,
@@ -106,19 +109,34 @@ class RunRecorder:
     ) -> RunRecorder:
         """The recorder with the sinks the experiment's config asks for (files today)."""
         files = FileSink(experiment.cfg, override_root=output_root, resume=resume)
+        sinks: list[Sink] = [files]
+        collector = http_sink_for(experiment, spool_folder=lambda: files.location)
+        if collector is not None:
+            sinks.append(collector)
+        otel = otel_sink_for(experiment)
+        if otel is not None:
+            sinks.append(otel)
         evaluation = experiment.run_evaluation()
         if resume is not None:
             for line in resume.done.values():
                 evaluation.add_line(line)
         return cls(
             experiment,
-            [files],
+            sinks,
             listener=listener,
             extra_metadata=extra_metadata,
             resumed_cases=len(resume.done) if resume is not None else 0,
             resumed_case_ids=resume.done.keys() if resume is not None else (),
             evaluation=evaluation,
         )
+
+    def sink_lines(self) -> list[str]:
+        """What the other sinks (collector, OpenTelemetry) say in the terminal summary."""
+        lines: list[str] = []
+        for sink in self.sinks:
+            if isinstance(sink, ReportingSink):
+                lines.extend(sink.lines())
+        return lines
 
     @property
     def location(self) -> Path | None:
@@ -239,7 +257,15 @@ class RunRecorder:
             evaluation=block,
             cassettes=self.cassettes.block() if self.cassettes is not None else None,
         )
-        summaries = [sink.finish(end) for sink in self.sinks]
+        # Reporting sinks (the collector) first: the others, the files sink among them,
+        # write their reports into summary.json.
+        reports: dict[str, dict[str, Any]] = {}
+        for sink in self.sinks:
+            if isinstance(sink, ReportingSink):
+                sink.finish(end)
+                reports[sink.name] = sink.report()
+        end = replace(end, reports=reports)
+        summaries = [sink.finish(end) for sink in self.sinks if not isinstance(sink, ReportingSink)]
         self.summary = next((s for s in summaries if s is not None), None)
         if self.summary is not None and self.listener is not None:
             self.listener.experiment_finished(self.summary, self.location)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..records import ExperimentSummary, TraceRecord
 
@@ -47,6 +47,9 @@ class RunEnd:
     """The run's evaluation block (``summary.json`` ``evaluation``), or None."""
     cassettes: dict[str, Any] | None = None
     """The run's cassette figures (``summary.json`` ``cassettes``), or None."""
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What the other sinks reported when they finished, by name (``collector``, ``otel``):
+    the files sink writes each into ``summary.json`` under that name."""
 
 
 class Sink(Protocol):
@@ -67,4 +70,21 @@ class Sink(Protocol):
 
     def finish(self, end: RunEnd) -> ExperimentSummary | None:
         """Close the run; a sink that aggregates (the files sink) returns the summary."""
+        ...
+
+
+@runtime_checkable
+class ReportingSink(Sink, Protocol):
+    """A sink that says how it went (the collector's sent / spooled / rejected counts):
+    finished before the files sink, which writes its report into ``summary.json``."""
+
+    name: str
+    """The report's key in ``summary.json`` (``collector``, ``otel``)."""
+
+    def report(self) -> dict[str, Any]:
+        """The figures, once finished."""
+        ...
+
+    def lines(self) -> list[str]:
+        """What the terminal summary says about this sink (may be empty)."""
         ...

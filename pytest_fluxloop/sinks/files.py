@@ -150,4 +150,5 @@ class FileSink:
         self.writer.missing_case_ids = list(end.missing_case_ids)
         self.writer.evaluation = end.evaluation
         self.writer.cassettes = end.cassettes
+        self.writer.reports = dict(end.reports)
         return self.writer.finish(end.status, exit_code=end.exit_code)
