@@ -79,6 +79,7 @@ __all__ = [
     "ArtifactWriteError",
     "ExperimentWriter",
     "FinalStatus",
+    "artifact_record",
     "record_lines",
 ]
 
@@ -634,6 +635,15 @@ def record_lines(
         summary_line = dumps_line(truncate_fields(summary, max_field_chars))
     if not save_traces:
         return summary_line, [], []
+    full, observation_lines = _cut_observations(full, max_field_chars)
+    return summary_line, [dumps_line(full)], observation_lines
+
+
+def _cut_observations(
+    full: dict[str, Any], max_field_chars: int
+) -> tuple[dict[str, Any], list[str]]:
+    """``full`` with its observations as ``observations.jsonl`` holds them (long fields cut,
+    unset truncation fields dropped), and those lines."""
     observation_lines: list[str] = []
     observations = full.get("observations")
     if isinstance(observations, list) and observations:
@@ -651,7 +661,18 @@ def record_lines(
             kept.append(obs)
             observation_lines.append(line)
         full = {**full, "observations": kept}
-    return summary_line, [dumps_line(full)], observation_lines
+    return full, observation_lines
+
+
+def artifact_record(
+    record: TraceRecord, redactor: Redactor, *, max_field_chars: int = DEFAULT_MAX_FIELD_CHARS
+) -> dict[str, Any]:
+    """One record as the files hold it: the ``traces.jsonl`` line's data, redacted by the
+    same pass as :meth:`ExperimentWriter.append`, its observations those of
+    ``observations.jsonl``. What the collector sink sends, so the collector and the files
+    agree item for item."""
+    full, _ = _cut_observations(redactor(_record_json(record)), max_field_chars)
+    return full
 
 
 def _record_json(record: TraceRecord) -> dict[str, Any]:

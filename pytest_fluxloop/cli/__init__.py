@@ -10,8 +10,11 @@ recording on and off in the project's ``.env`` and replay on in simulation.yaml;
 ``fluxloop evaluate experiment DIR`` evaluates a finished run; ``fluxloop parse experiment``,
 ``fluxloop report`` and ``fluxloop compare`` turn experiment folders into Markdown, one HTML
 page and a comparison; ``fluxloop cassettes show | prune`` prints one case's LLM-call cassette
-and removes the recordings a run never used. Importing this package stays cheap: pytest,
-pydantic and the config models are imported inside the commands that need them.
+and removes the recordings a run never used; ``fluxloop collector serve`` runs the
+collector service and ``fluxloop collector push DIR`` sends the batches a run spooled when
+its collector was unreachable. Importing this package stays
+cheap: pytest, pydantic and the config models are imported inside the commands that need
+them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import click
 
 from ..errors import FluxloopError
 from .cassettes_cmd import cassettes_group
+from .collector_cmd import collector_group
+from .collector_serve_cmd import serve as collector_serve
 from .compare_cmd import compare
 from .config_cmd import config_schema
 from .doctor_cmd import doctor
@@ -93,6 +98,8 @@ cli.add_command(parse_group)
 cli.add_command(compare)
 cli.add_command(report)
 cli.add_command(cassettes_group)
+collector_group.add_command(collector_serve)
+cli.add_command(collector_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -204,12 +204,17 @@ def describe_plan(plan: ExperimentPlan, cfg: LoadedConfig, cwd: Path) -> list[st
     if cassettes is not None:
         lines.append(f"[INFO] Cassettes: {cassettes.mode} ({_display(cassettes.folder, cwd)})")
     if cfg.overrides.get("no_collector"):
-        # Said only when asked: without the flag nothing is sent either (no collector sink
-        # exists yet), and a configured collector_url already gets its own notice.
+        # Said only when asked: without a collector_url nothing is sent either.
         lines.append(
             f"[INFO] Collector: off ({cfg.overrides.option('no_collector')}); "
             "traces stay local (files only)"
         )
+    else:
+        from ..sinks.http import collector_target_for
+
+        target = collector_target_for(cfg)  # checked by Experiment.load already
+        if target is not None:
+            lines.append(f"[INFO] Collector: {target.url} (traces are sent there too)")
     return lines
 
 

@@ -95,13 +95,14 @@ class Controller:
         if recorder is None:
             state = self.state
             resume = state.resume if experiment is state.experiment else None
-            recorder = RunRecorder.for_experiment(
-                experiment,
-                resume=resume,
-                listener=self._listener,
-                extra_metadata={"pytest_args": list(self.config.invocation_params.args)},
-            )
+            # Making the sinks checks their settings too (a missing extra, a collector URL).
             with usage_errors():
+                recorder = RunRecorder.for_experiment(
+                    experiment,
+                    resume=resume,
+                    listener=self._listener,
+                    extra_metadata={"pytest_args": list(self.config.invocation_params.args)},
+                )
                 recorder.open(total_cases)
             self.recorders[experiment.key] = recorder
         return recorder

@@ -73,7 +73,9 @@ def experiment_cassettes(cfg: LoadedConfig) -> ExperimentCassettes | None:
 
 
 def check_supported(cfg: LoadedConfig) -> list[str]:
-    """Refuse settings whose feature is not built yet; return notices for partial ones.
+    """Refuse settings whose feature is not built yet or cannot be used (a collector URL
+    or token: :func:`~pytest_fluxloop.sinks.http.collector_target_for`); return notices
+    for partial ones.
 
     Nothing is ignored silently: a setting that would change results is an error, one that
     only changes speed or extra outputs is a notice the caller must show.
@@ -88,11 +90,11 @@ def check_supported(cfg: LoadedConfig) -> list[str]:
             "multi-turn conversations, and multi_turn.enabled is false; cases keep their "
             "own personas"
         )
-    if cfg.project and cfg.project.collector_url:
-        notices.append(
-            f"{cfg.sources['project']}: collector_url is set, but the HTTP collector sink is not "
-            "available in this version; traces are written to files only"
-        )
+    # The collector's URL and token are checked now, before any case runs (a bad one is a
+    # ConfigError naming the setting); the HTTP sink builds the same target at the run.
+    from ..sinks.http import collector_target_for
+
+    collector_target_for(cfg)
     return notices
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "Instrumentation",
     "TraceWriter",
     "instrument",
+    "trace_data",
     "write_trace",
 ]
 
@@ -62,15 +63,22 @@ def write_trace(folder: str | os.PathLike[str], record: TraceRecord) -> tuple[Pa
     Raises:
         OSError: the folder or a file cannot be written.
     """
-    from ..redact import redact  # on first write only, as in recording.py
-
     target = Path(folder).expanduser()
-    data = redact(to_jsonable(record))
+    data = trace_data(record)
     observations = data.get("observations") or []
     traces_file, observations_file = target / TRACES_FILE, target / OBSERVATIONS_FILE
     append_lines(observations_file, [dumps_line(o) for o in observations])
     append_lines(traces_file, [dumps_line(data)])
     return traces_file, observations_file
+
+
+def trace_data(record: TraceRecord) -> dict[str, Any]:
+    """A finished trace as the SDK stores it, secrets redacted: the ``traces.jsonl`` line of
+    :func:`write_trace`, and what ``FluxLoopClient(storage="http")`` sends."""
+    from ..redact import redact  # on first write only, as in recording.py
+
+    data = redact(to_jsonable(record))
+    return data if isinstance(data, dict) else {"record": data}
 
 
 def _write_to_configured_folder(record: TraceRecord) -> tuple[Path, Path] | None:

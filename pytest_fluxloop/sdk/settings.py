@@ -165,10 +165,12 @@ class SDKConfig:
     dicts), ``recording_max_bytes`` (the file's size cap, 0: none) and
     ``recording_backups`` (rotated files kept: ``<file>.1`` ... ``<file>.N``).
 
-    Accepted and validated for compatibility but not used, since this SDK sends nothing over
-    the network: ``collector_url``, ``api_key``, ``use_collector``, ``batch_size``,
-    ``flush_interval``, ``max_queue_size``, ``timeout``, ``sample_rate``, ``debug``,
-    ``service_name``, ``environment``.
+    Used by ``FluxLoopClient(storage="http")`` only (nothing else sends over the network):
+    ``collector_url`` and ``api_key`` (the defaults of its arguments), ``flush_interval``
+    (how long a batch waits for more traces), ``max_queue_size``, ``timeout`` (one request),
+    ``service_name`` and ``environment`` (the batches' ``source``). Accepted and validated
+    for compatibility but not used: ``use_collector``, ``batch_size``, ``sample_rate``,
+    ``debug``.
 
     Values are coerced on construction (``"true"`` -> True, ``"10"`` -> 10) and validated:
     ``sample_rate`` in 0..1, ``batch_size`` in 1..100, ``collector_url`` an absolute URL

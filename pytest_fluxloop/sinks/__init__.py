@@ -1,4 +1,6 @@
-"""Sinks: where the finished records of a run go (files today; collector, OpenTelemetry next)."""
+"""Sinks: where the finished records of a run go: the artifact files (``files``), a FluxLoop
+collector (``http``) and OpenTelemetry (``otel``, ``otel_spans``, ``otel_export``,
+``otel_semconv``)."""
 
 from __future__ import annotations
 

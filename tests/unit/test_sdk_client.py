@@ -1,5 +1,5 @@
 """``FluxLoopClient``: file storage writes what ``instrument`` writes, into its own folder;
-HTTP storage is refused clearly until the collector exists."""
+HTTP storage checks its collector settings (sending: tests/unit/test_shipping_client.py)."""
 
 from __future__ import annotations
 
@@ -235,18 +235,28 @@ def test_disabled_sdk_records_and_writes_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("url", ["http://localhost:8000", "https://collector.example.com/"])
-def test_http_storage_is_refused_until_the_collector_exists(url: str) -> None:
-    with pytest.raises(NotImplementedError) as info:
-        FluxLoopClient(storage="http", collector_url=url, api_key="k")
-    message = str(info.value)
-    assert "collector" in message
-    assert 'storage="file"' in message
-    assert url.rstrip("/") in message
+def test_http_storage_sends_to_the_collector_url(url: str, tmp_path: Path) -> None:
+    # Sending itself is tested against a real server in tests/unit/test_shipping_client.py.
+    token = "client-token-123456"
+    client = FluxLoopClient(storage="http", collector_url=url, api_key=token, output_dir=tmp_path)
+    try:
+        assert client.storage == "http"
+        assert client.collector_url == url.rstrip("/")
+        assert token not in repr(client)
+    finally:
+        client.close(timeout=0)
 
 
-def test_http_storage_takes_the_configured_collector_url() -> None:
+def test_http_storage_takes_the_configured_collector_url(tmp_path: Path) -> None:
+    fluxloop.configure(collector_url="http://127.0.0.1:9")
+    client = FluxLoopClient(storage="http", output_dir=tmp_path)
+    client.close(timeout=0)
+    assert client.collector_url == "http://127.0.0.1:9"
+
+
+def test_http_storage_refuses_plain_http_to_another_host() -> None:
     fluxloop.configure(collector_url="http://collector:9000")
-    with pytest.raises(NotImplementedError, match="http://collector:9000"):
+    with pytest.raises(ValueError, match="allow_insecure_http=True"):
         FluxLoopClient(storage="http")
 
 
@@ -274,6 +284,8 @@ def test_unknown_storage_names_the_allowed_values(storage: str) -> None:
 def test_collector_settings_with_file_storage_are_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='for storage="http"'):
         FluxLoopClient(storage="file", collector_url="http://localhost:8000")
+    with pytest.raises(ValueError, match='for storage="http"'):
+        FluxLoopClient(storage="file", allow_insecure_http=True)
 
 
 def test_client_is_exported_everywhere() -> None:
