@@ -34,7 +34,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import threading
 import time
 import uuid
@@ -49,6 +48,7 @@ from typing import IO, Any, Literal
 import yaml
 from pydantic_core import PydanticSerializationError
 
+from ..atomicfile import write_atomic
 from ..errors import ArtifactWriteError
 from ..jsonsafe import dumps_line, to_jsonable
 from ..records import (
@@ -119,27 +119,6 @@ def _fluxloop_version() -> str:
         return importlib_metadata.version("pytest-fluxloop")
     except importlib_metadata.PackageNotFoundError:
         return "unknown"
-
-
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Replace ``path`` with ``data``: temp file in the same dir, fsync, ``os.replace``.
-
-    Readers see either the old or the new file, never a partial one. ``durable=False`` skips
-    the fsync (still atomic for readers and for a killed process, not for a power cut): for
-    the frequent running-summary rewrites.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class _LineFile:

@@ -3,12 +3,11 @@ atomic replacement (a reader never sees half a file, a crash never leaves one)."
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..atomicfile import write_atomic
 from ..redact import Redactor
 from .errors import CassetteError
 from .model import Cassette, parse_cassette
@@ -75,13 +74,6 @@ def write_cassette(path: Path, cassette: Cassette, redactor: Redactor) -> None:
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(cassette.dumps())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, cassette.dumps().encode("utf-8"))
     except OSError as exc:
         raise CassetteError(f"cassette {path}: cannot be written ({exc.strerror or exc})") from None

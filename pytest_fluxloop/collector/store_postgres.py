@@ -18,7 +18,7 @@ import queue
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .errors import StoreBusy, StoreError
@@ -110,22 +110,15 @@ class PostgresStore(SQLStore):
     def _json_param(self) -> str:
         return "%s::json"
 
-    @contextmanager
-    def _writing(self) -> Iterator[psycopg.Connection[Any]]:
-        conn = self._take()
-        try:
-            with conn.transaction():
-                yield conn
-        except (self._psycopg.errors.DeadlockDetected, self._psycopg.errors.SerializationFailure):
-            raise  # a deadlock: rolled back, the connection is fine; the write is retried
-        except self._psycopg.OperationalError as exc:
-            conn.close()
-            raise StoreBusy(f"PostgreSQL: {_first_line(exc)}") from exc
-        finally:
-            self._release(conn)
+    def _writing(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        return self._transaction()
+
+    def _reading(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        # PostgreSQL serialises writers itself: reads and writes take the same path.
+        return self._transaction()
 
     @contextmanager
-    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
         conn = self._take()
         try:
             with conn.transaction():

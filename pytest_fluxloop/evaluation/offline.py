@@ -25,8 +25,8 @@ from ..artifacts.writer import (
     SUMMARY_FILE,
     TRACE_SUMMARY_FILE,
     TRACES_FILE,
-    write_atomic,
 )
+from ..atomicfile import write_atomic
 from ..errors import ConfigError
 from ..jsonsafe import to_jsonable
 from ..records import SUMMARY_KEYS, TraceRecord, utcnow

@@ -28,7 +28,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..artifacts.reader import ExperimentFolder
-from ..artifacts.writer import JSONL_FILES, write_atomic
+from ..artifacts.writer import JSONL_FILES
+from ..atomicfile import write_atomic
 from ..errors import ConfigError
 from ..redact import Redactor
 from .charts import fmt_number

@@ -12,13 +12,12 @@ or a push sees whole batches only, never one being written.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ..atomicfile import write_atomic
 from .wire import BatchError, decode_batch
 
 __all__ = [
@@ -95,15 +94,5 @@ class Spool:
             raise OSError("the results folder is not open yet")
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"{batch_id}{SPOOL_SUFFIX}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{batch_id}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(target, body)
         return target
