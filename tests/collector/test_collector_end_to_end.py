@@ -94,3 +94,69 @@ def test_a_run_reaches_the_collector_and_its_spans_too(
                 assert TOKEN.encode() not in path.read_bytes(), path
     finally:
         collector.stop()
+
+
+SLOW_AGENT = """\
+import time
+
+def run(input_text, persona=None):
+    time.sleep(0.25)
+    return "answer to " + input_text
+"""
+
+
+@pytest.mark.slow
+def test_a_collector_killed_mid_run_loses_nothing(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's fault case with the real service: the collector dies while the run is
+    sending, the run still passes and spools what it could not send, the collector comes
+    back on the same database, and ``fluxloop collector push`` stores every trace once."""
+    from support.cli_helpers import describe, run_cli
+
+    project = Project(pytester).setup(inputs=INPUTS, agent=SLOW_AGENT, iterations=3)
+    collector = start_collector(tmp_path)
+    monkeypatch.setenv("FLUXLOOP_COLLECTOR_TOKEN", TOKEN)
+    outcome: dict[str, pytest.RunResult] = {}
+
+    def run() -> None:
+        outcome["result"] = pytester.runpytest_subprocess(
+            "--fluxloop-config", project.config, "-p", "no:cacheprovider",
+            "--fluxloop-collector-url", collector.url,
+        )  # fmt: skip
+
+    import threading
+    import time
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not collector.all_traces(experiment="demo"):
+            time.sleep(0.05)
+        assert runner.is_alive(), "the run ended before the collector could be killed"
+        collector.kill()  # mid-run: some traces stored, the rest still to come
+    finally:
+        runner.join(timeout=120)
+    result = outcome["result"]
+    result.assert_outcomes(passed=12)
+    exp = project.only_experiment()
+    traces = project.jsonl(exp / "traces.jsonl")
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["collector"]["spooled_batches"] > 0
+    assert list((exp / "collector_spool").glob("*.json.gz"))
+
+    restarted = start_collector(tmp_path, db=collector.db)
+    try:
+        before = {t["trace_id"] for t in restarted.all_traces(experiment="demo")}
+        assert 0 < len(before) < len(traces)  # what arrived before the kill was kept
+        push = run_cli(
+            "collector", "push", exp, "--url", restarted.url,
+            cwd=project.root, env={"FLUXLOOP_COLLECTOR_TOKEN": TOKEN},
+        )  # fmt: skip
+        assert push.returncode == 0, describe(push)
+        stored = [t["trace_id"] for t in restarted.all_traces(experiment="demo")]
+        assert sorted(stored) == sorted(t["trace_id"] for t in traces)  # each exactly once
+        assert not list((exp / "collector_spool").glob("*.json.gz"))
+    finally:
+        restarted.stop()
