@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sender import REJECTED_EXAMPLES_KEPT, SenderOptions, deliver
+from .sender import SenderOptions, count_results, deliver
 from .spool import read_spooled, spool_dir, spooled_files
 from .target import CollectorTarget
 from .wire import BatchError
@@ -97,16 +97,7 @@ def push_spool(
             path.unlink()
         result.sent += 1
         result.items_sent += len(items)
-        for item in delivery.results:
-            if item.status == "stored":
-                result.stored += 1
-            elif item.status == "duplicate":
-                result.duplicate += 1
-            else:
-                result.rejected += 1
-                if len(result.rejected_examples) < REJECTED_EXAMPLES_KEPT:
-                    example = target.scrub(f"{item.kind} {item.id}: {item.error}")
-                    result.rejected_examples.append(example[:300])
+        count_results(result, delivery.results, target.scrub)
     return result
 
 

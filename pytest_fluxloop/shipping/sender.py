@@ -47,7 +47,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .spool import Spool
 from .target import CollectorTarget
@@ -124,6 +124,32 @@ class Delivery:
     results: list[ItemResult] = field(default_factory=list)
     error: str | None = None
     """What went wrong, token removed (None when sent)."""
+
+
+class ResultCounts(Protocol):
+    """Per-item result counts (:class:`SendStats`, a push's result)."""
+
+    stored: int
+    duplicate: int
+    rejected: int
+    rejected_examples: list[str]
+
+
+def count_results(
+    counts: ResultCounts, results: Iterable[ItemResult], scrub: Callable[[str], str]
+) -> None:
+    """Add the collector's per-item ``results`` to ``counts``, keeping the first
+    :data:`REJECTED_EXAMPLES_KEPT` rejections (secrets scrubbed) as examples."""
+    for result in results:
+        if result.status == "stored":
+            counts.stored += 1
+        elif result.status == "duplicate":
+            counts.duplicate += 1
+        else:
+            counts.rejected += 1
+            if len(counts.rejected_examples) < REJECTED_EXAMPLES_KEPT:
+                reason = scrub(f"{result.kind} {result.id}: {result.error}")
+                counts.rejected_examples.append(reason[:300])
 
 
 @dataclass
@@ -733,16 +759,7 @@ class BatchSender:
             stats.batches_sent += 1
             stats.items_sent += len(batch.items)
             stats.traces_sent += batch.traces
-            for result in results:
-                if result.status == "stored":
-                    stats.stored += 1
-                elif result.status == "duplicate":
-                    stats.duplicate += 1
-                else:
-                    stats.rejected += 1
-                    if len(stats.rejected_examples) < REJECTED_EXAMPLES_KEPT:
-                        reason = self.target.scrub(f"{result.kind} {result.id}: {result.error}")
-                        stats.rejected_examples.append(reason[:300])
+            count_results(stats, results, self.target.scrub)
 
     def _note_error(self, error: str | None) -> None:
         if error:
