@@ -86,6 +86,8 @@ PLACEHOLDER_REPR_CHARS = 200
 _LINE_BREAK_ESCAPES = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 # In a Python str every code point in this range is unpaired (real pairs are one code point).
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# One encoder for every line: json.dumps() with options builds a new one per call.
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def to_jsonable(
@@ -116,7 +118,24 @@ def to_jsonable(
         return obj
     if kind is float and math.isfinite(obj):
         return obj
+    if kind is dict and _flat_and_plain(obj):
+        return dict(obj)  # what the walk returns for it, without the walk (case metadata)
     return _Walker(max_depth, max_repr, replaced, path, placeholders).walk(obj, 0)
+
+
+def _flat_and_plain(obj: dict[Any, Any]) -> bool:
+    """Whether ``obj`` maps ASCII str keys to exact builtin scalars the walk keeps as they
+    are (None, bool, int, ASCII str, finite float)."""
+    for key, value in obj.items():
+        if type(key) is not str or not key.isascii():
+            return False
+        kind = type(value)
+        if value is None or kind is bool or kind is int or (kind is str and value.isascii()):
+            continue
+        if kind is float and math.isfinite(value):
+            continue
+        return False
+    return True
 
 
 def copy_json(obj: Any) -> Any:
@@ -158,9 +177,11 @@ def dumps_line(obj: Any) -> str:
     treats as a line break (``\\n``, ``\\r``, U+2028, U+2029, U+0085 are all escaped).
     """
     try:
-        line = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        line = _LINE_ENCODER.encode(obj)
     except (TypeError, ValueError, RecursionError):
-        line = json.dumps(to_jsonable(obj), ensure_ascii=False, allow_nan=False)
+        line = _LINE_ENCODER.encode(to_jsonable(obj))
+    if line.isascii():
+        return line  # neither a line separator nor a surrogate is ASCII
     if any(ch in line for ch in _LINE_BREAK_ESCAPES):
         for raw, escaped in _LINE_BREAK_ESCAPES.items():
             line = line.replace(raw, escaped)

@@ -363,10 +363,8 @@ class ExperimentWriter:
         if not isinstance(record, TraceRecord):
             raise TypeError(f"append() takes a TraceRecord, got {type(record).__name__}")
         # Serialise and redact outside the lock; only the writes are serialised.
-        full = self._redactor(_record_json(record))
-        # Projected from the redacted record: one conversion and one redaction pass.
-        summary_line, detail_lines, observation_lines = record_lines(
-            full, save_traces=self.save_traces, max_field_chars=self.max_field_chars
+        summary_line, detail_lines, observation_lines = _redacted_lines(
+            record, self._redactor, self.save_traces, self.max_field_chars
         )
         assert self._trace_summary is not None
         # trace_summary.jsonl last on purpose: a trace listed there is complete elsewhere.
@@ -597,6 +595,27 @@ class ExperimentWriter:
         return f"<ExperimentWriter {str(self.path)!r} run_id={self.run_id} traces={self._total}>"
 
 
+def _redacted_lines(
+    record: TraceRecord, redactor: Redactor, save_traces: bool, max_field_chars: int
+) -> tuple[str, list[str], list[str]]:
+    """:func:`record_lines` of ``record`` redacted by ``redactor``.
+
+    The lines are made from the record as it is and kept when the redactor's quick check
+    on the record's whole JSON finds nothing it could change (nearly every record); else
+    the record is redacted and the lines made again. Same lines either way, without a walk
+    over every value of every record.
+    """
+    full = _record_json(record)
+    summary_line, detail_lines, observation_lines, whole = _lines(
+        full, save_traces, max_field_chars
+    )
+    # The traces.jsonl line holds every value of the record unless an observation was cut.
+    checked = detail_lines[0] if whole else dumps_line(full)
+    if redactor.leaves_json_unchanged(checked):
+        return summary_line, detail_lines, observation_lines
+    return record_lines(redactor(full), save_traces=save_traces, max_field_chars=max_field_chars)
+
+
 def record_lines(
     full: dict[str, Any], *, save_traces: bool, max_field_chars: int
 ) -> tuple[str, list[str], list[str]]:
@@ -608,22 +627,32 @@ def record_lines(
     than ``max_field_chars`` and record ``<field>_truncated: {length, sha256}``
     (:func:`~pytest_fluxloop.records.truncate_fields`).
     """
+    summary_line, detail_lines, observation_lines, _ = _lines(full, save_traces, max_field_chars)
+    return summary_line, detail_lines, observation_lines
+
+
+def _lines(
+    full: dict[str, Any], save_traces: bool, max_field_chars: int
+) -> tuple[str, list[str], list[str], bool]:
+    """:func:`record_lines`, and whether the ``traces.jsonl`` line holds every value of
+    ``full`` (there is one and no observation in it was cut)."""
     summary = summary_projection_json(full)
     summary_line = dumps_line(summary)
     if len(summary_line) > max_field_chars:  # no field can be longer than its whole line
         summary_line = dumps_line(truncate_fields(summary, max_field_chars))
     if not save_traces:
-        return summary_line, [], []
-    full, observation_lines = _cut_observations(full, max_field_chars)
-    return summary_line, [dumps_line(full)], observation_lines
+        return summary_line, [], [], False
+    full, observation_lines, cut = _cut_observations(full, max_field_chars)
+    return summary_line, [dumps_line(full)], observation_lines, not cut
 
 
 def _cut_observations(
     full: dict[str, Any], max_field_chars: int
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[str], bool]:
     """``full`` with its observations as ``observations.jsonl`` holds them (long fields cut,
-    unset truncation fields dropped), and those lines."""
+    unset truncation fields dropped), those lines, and whether any field was cut."""
     observation_lines: list[str] = []
+    cut = False
     observations = full.get("observations")
     if isinstance(observations, list) and observations:
         kept: list[Any] = []
@@ -635,12 +664,13 @@ def _cut_observations(
                         del obs[key]
             line = dumps_line(obs)
             if isinstance(obs, dict) and len(line) > max_field_chars:
-                obs = truncate_fields(obs, max_field_chars)
-                line = dumps_line(obs)
+                shorter = truncate_fields(obs, max_field_chars)
+                if shorter is not obs:
+                    cut, obs, line = True, shorter, dumps_line(shorter)
             kept.append(obs)
             observation_lines.append(line)
         full = {**full, "observations": kept}
-    return full, observation_lines
+    return full, observation_lines, cut
 
 
 def artifact_record(
@@ -650,7 +680,7 @@ def artifact_record(
     same pass as :meth:`ExperimentWriter.append`, its observations those of
     ``observations.jsonl``. What the collector sink sends, so the collector and the files
     agree item for item."""
-    full, _ = _cut_observations(redactor(_record_json(record)), max_field_chars)
+    full, _, _ = _cut_observations(redactor(_record_json(record)), max_field_chars)
     return full
 
 

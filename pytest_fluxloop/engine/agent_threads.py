@@ -8,6 +8,7 @@ until its job ends (it is a daemon, so it never holds the process at exit).
 
 from __future__ import annotations
 
+import _thread
 import queue
 import threading
 from collections.abc import Callable
@@ -18,14 +19,33 @@ MAX_IDLE = 64
 
 
 class Job:
-    """One submitted call; ``wait`` tells whether it finished in time."""
+    """One submitted call; ``wait`` tells whether it finished in time.
+
+    A bare lock held until the job ends, not a :class:`threading.Event`: an Event builds a
+    Condition around a second lock for every job, which costs more than a fast agent's
+    whole attempt.
+    """
+
+    __slots__ = ("_finished", "_lock")
 
     def __init__(self) -> None:
-        self._done = threading.Event()
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._finished = False
+
+    def _set(self) -> None:
+        self._lock.release()
 
     def wait(self, timeout: float | None) -> bool:
-        """True if the job finished within ``timeout`` seconds."""
-        return self._done.wait(timeout)
+        """True if the job finished within ``timeout`` seconds (may be called again)."""
+        if self._finished:
+            return True
+        limit = -1 if timeout is None else min(max(timeout, 0.0), threading.TIMEOUT_MAX)
+        if not self._lock.acquire(True, limit):
+            return False
+        self._finished = True
+        self._lock.release()  # any later or concurrent wait() returns at once too
+        return True
 
 
 class _Worker:
@@ -54,7 +74,7 @@ class _Worker:
                 # Back in the pool before the caller learns the job is done, so a start()
                 # right after Job.wait() reuses this thread instead of making another.
                 kept = self._pool._release(self)
-                job._done.set()
+                job._set()
             if not kept:
                 return  # the idle pool is full: this thread ends instead of idling forever
 

@@ -121,7 +121,7 @@ class CaseExecutor:
         trace_id = trace_id or uuid.uuid4().hex
         started_at = utcnow()
         t0 = time.perf_counter()
-        rng = random.Random(case.seed)
+        rng: random.Random | None = None  # made on the first retry: most cases have none
         observations: list[Observation] = []
         dropped = 0
         attempts = 0
@@ -144,6 +144,8 @@ class CaseExecutor:
             transient = attempt.timed_out or is_transient(error, self.settings.retry_on)
             if not transient or attempts - reruns > self.settings.max_retries:
                 break
+            if rng is None:
+                rng = random.Random(case.seed)
             delay = backoff_delay(
                 attempts - 1, rng, self.settings.backoff_base, self.settings.backoff_max
             )

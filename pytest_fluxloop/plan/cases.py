@@ -171,25 +171,42 @@ def expand_cases(inputs: InputSet, iterations: int, seed: int) -> list[Case]:
     width = max(2, len(str(max((item.index for item in inputs.items), default=0))))
     seen: dict[str, int] = {}
     cases: list[Case] = []
+    # The cases of one input share its (read-only) metadata and persona profile, and are
+    # built without validating again what the input set validated: a validated Case costs
+    # ~1.4 KB, this one ~0.5 KB, which matters at tens of thousands of cases.
+    shared = [
+        (
+            dict(item.metadata),
+            dict(item.persona_profile) if item.persona_profile else None,
+            slug(item.persona, 32) if item.persona else "default",
+            slug(item.input) or "input",
+        )
+        for item in inputs.items
+    ]
     for iteration in range(iterations):
-        for item in inputs.items:
-            persona = slug(item.persona, 32) if item.persona else "default"
-            base = f"in{item.index:0{width}d}-{slug(item.input) or 'input'}-{persona}-it{iteration}"
+        for item, (metadata, profile, persona, text) in zip(inputs.items, shared, strict=True):
+            base = f"in{item.index:0{width}d}-{text}-{persona}-it{iteration}"
             count = seen.get(base, 0) + 1
             seen[base] = count
             # Duplicate personas or inputs still give distinct ids, so JUnit drops no case.
             case_id = base if count == 1 else f"{base}-dup{count}"
             cases.append(
-                Case(
+                Case.model_construct(
+                    _CASE_FIELDS,
                     case_id=case_id,
                     input_index=item.index,
                     input=item.input,
                     persona=item.persona,
                     persona_description=item.persona_description,
-                    persona_profile=dict(item.persona_profile) if item.persona_profile else None,
+                    persona_profile=profile,
                     iteration=iteration,
-                    metadata=dict(item.metadata),
+                    metadata=metadata,
                     seed=case_seed(seed, case_id),
                 )
             )
     return cases
+
+
+_CASE_FIELDS = set(Case.model_fields)
+"""The fields set of every planned case: one set for all (a set per case is ~0.7 KB;
+cases are frozen, so pydantic never changes it)."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..errors import FluxloopError
+from . import report_hooks
 from .keys import EXPERIMENT_KEY, RESULT_KEY, STATE_KEY
 from .nodeids import item_name
 
@@ -121,22 +122,25 @@ class FluxloopFile(pytest.File):
         assert experiment is not None
         if state.plan_error is not None:
             raise self.CollectError(state.plan_error)
+        mark = pytest.mark.fluxloop  # looked up once, not once per item
         for case in experiment.cases:
             name = item_name(experiment.name, case.case_id)
             # An explicit nodeid string lets pytest >= 9.2 parse "[case_id]" as the params
             # part of its structured ids (as for parametrized functions), so --lf matches.
             yield FluxloopItem.from_parent(
-                self, name=name, nodeid=f"{self.nodeid}::{name}", case=case
+                self, name=name, nodeid=f"{self.nodeid}::{name}", case=case, mark=mark
             )
 
 
 class FluxloopItem(pytest.Item):
     """Runs one case of the experiment; fails when the agent errors or times out."""
 
-    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+    def __init__(
+        self, *, case: Case, mark: pytest.MarkDecorator | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.case = case
-        self.add_marker("fluxloop")
+        self.add_marker(mark or "fluxloop")
         if case.persona:
             self.extra_keyword_matches.add(case.persona)
 
@@ -175,8 +179,11 @@ def keep_result(item: pytest.Item, result: CaseResult, experiment_key: str) -> N
     failure is one every case would hit, stop the session once."""
     from ..run.status import fatal_reason
 
+    report_hooks.activate(item.config)  # before the report that will carry the record
     item.stash[RESULT_KEY] = result
     item.stash[EXPERIMENT_KEY] = experiment_key
+    if not result.fatal:
+        return  # the common case: no redactor to look up
     reason = fatal_reason(result, experiment_redactor(item, experiment_key))
     if reason is not None:
         item.session.shouldfail = reason

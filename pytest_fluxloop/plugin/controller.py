@@ -40,9 +40,9 @@ class _HookListener:
         self.config = config
 
     def record_written(self, record: TraceRecord, location: Path | None) -> None:
-        self.config.hook.pytest_fluxloop_record_written(
-            config=self.config, record=record, experiment_dir=location
-        )
+        hook = self.config.hook.pytest_fluxloop_record_written
+        if hook.get_hookimpls():  # a hook call per record costs even with no one listening
+            hook(config=self.config, record=record, experiment_dir=location)
 
     def experiment_finished(self, summary: ExperimentSummary, location: Path | None) -> None:
         self.config.hook.pytest_fluxloop_experiment_finished(
@@ -79,8 +79,9 @@ class Controller:
         self._summary_errors: dict[str, ArtifactWriteError] = {}
         """Recorders whose final summary.json could not be written (by experiment key)."""
         self._reported: dict[str, set[str]] = {}
-        """Case ids whose items reported a result, by experiment key: counted from the
-        reports themselves, whether or not their record arrived (see :meth:`finish`)."""
+        """Case ids whose items reported a result and whose record is not written (yet), by
+        experiment key: counted from the reports themselves, whether or not their record
+        arrived (see :meth:`finish`)."""
         self._lost: dict[str, list[str]] = {}
         self._reports: dict[str, str] = {}
         """``--fluxloop-report``: where each experiment's report went (or why it did not)."""
@@ -111,6 +112,8 @@ class Controller:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Append the record carried by ``report`` as soon as its item reports."""
+        if self.state.experiment is None and getattr(report, RECORD_ATTR, None) is None:
+            return  # no experiment, and not a marker test's report: nothing to note
         self._note_reported(report)
         record = self._take_record(report)
         if record is None:
@@ -126,6 +129,11 @@ class Controller:
         except ArtifactWriteError as exc:
             self._stop_writing(recorder, exc)
             return
+        reported = self._reported.get(experiment.key)
+        if reported:
+            # Written: the recorder knows it, so the controller's count needs only the
+            # cases still without a record (memory stays flat at any size).
+            reported.discard(record.case_id)
         if self.progress is not None:
             records = sum(r.records for r in self.recorders.values())
             failed = sum(r.failed for r in self.recorders.values())
@@ -142,11 +150,14 @@ class Controller:
             case_id = case_id_of(report.nodeid, experiment.name)
             if (
                 case_id is not None
-                and Path(report.nodeid.partition("::")[0]).name == experiment.cfg.config_path.name
-                and experiment.plan.case(case_id) is not None
+                # Node ids use "/" on every platform: no Path object per report.
+                and report.nodeid.partition("::")[0].rpartition("/")[2]
+                == experiment.cfg.config_path.name
             ):
-                self._reported.setdefault(experiment.key, set()).add(case_id)
-                return
+                case = experiment.plan.case(case_id)
+                if case is not None:
+                    self._reported.setdefault(experiment.key, set()).add(case.case_id)
+                    return
         if data is None:
             return
         case_id = data.get("case_id") if isinstance(data, dict) else data.case_id

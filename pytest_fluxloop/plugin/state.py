@@ -47,6 +47,8 @@ class PluginState:
         self.resume: ResumeState | None = None
         self.collected = False
         """Whether the configured experiment's file node was collected."""
+        self.frozen = False
+        """Whether this session froze the collected objects out of the cycle collector."""
         self.conflicts_warned = False
         """Whether the other-FluxLoop-installation check has run (it warns once)."""
         self.selected: int | None = None

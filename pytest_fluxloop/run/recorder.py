@@ -88,8 +88,9 @@ class RunRecorder:
         self.summary: ExperimentSummary | None = None
         self.write_error: ArtifactWriteError | None = None
         """The first failed write (disk full...): the run must stop, see :meth:`append`."""
-        self.offered: set[str] = set()
-        """Case ids of every record handed to :meth:`append`, written or not."""
+        self.unwritten: set[str] = set()
+        """Case ids of records handed to :meth:`append` that no file got (a failed write):
+        with the written ones, every record offered, without a second set of every id."""
         self.written: set[str] = set(resumed_case_ids)
         """Case ids with a record in the files: appended by this run, or done by the run
         being resumed (a set of strings: small even at tens of thousands of cases)."""
@@ -191,12 +192,12 @@ class RunRecorder:
                 :meth:`finish` it: the summary then counts what is on disk.
         """
         self.open()
-        self.offered.add(record.case_id)
         try:
             for sink in self.sinks:
                 sink.append(record)
-        except ArtifactWriteError as exc:
-            if self.write_error is None:
+        except BaseException as exc:
+            self.unwritten.add(record.case_id)
+            if isinstance(exc, ArtifactWriteError) and self.write_error is None:
                 self.write_error = exc
             raise
         self.records += 1
@@ -237,7 +238,7 @@ class RunRecorder:
             return self.summary
         todo = selected if selected is not None else self.experiment.plan.total
         unfinished = self.records < todo
-        self.missing = missing_records(self.offered.union(reported), self.written)
+        self.missing = missing_records(self.unwritten.union(reported), self.written)
         status = final_status(exit_code, cut_off=cut_off, stopped=stopped, unfinished=unfinished)
         block = None
         if self.evaluation is not None:
