@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -39,6 +39,14 @@ def run(input_text: str) -> str:
     """Instant agent: echo the input."""
     return input_text
 '''
+
+# The trivial agent of the per-case cost issue; plain tests check it with OK_EXPECTED.
+AGENT_OK = '''\
+def run(input_text: str) -> str:
+    """Trivial agent: a fixed prefix and the input."""
+    return "ok " + input_text
+'''
+OK_EXPECTED = '"ok " + text'
 
 # Wrapper for machines without /usr/bin/time: a fresh interpreter whose only child is the
 # measured command, so RUSAGE_CHILDREN.ru_maxrss is that command's peak RSS (KiB on Linux).
@@ -191,8 +199,19 @@ inputs_file: inputs/generated.yaml
     return root
 
 
-def write_plain_project(root: Path, *, n_inputs: int, iterations: int) -> Path:
-    """The same agent and inputs as a plain ``@pytest.mark.parametrize`` test."""
+def write_plain_project(
+    root: Path,
+    *,
+    n_inputs: int,
+    iterations: int,
+    agent: str = AGENT_INSTANT,
+    expected: str = "text",
+) -> Path:
+    """The same agent and inputs as a plain ``@pytest.mark.parametrize`` test.
+
+    ``expected`` is the Python expression (of ``text``) the test compares ``run(text)``
+    with, so the plain side checks what the agent returns, as the fluxloop side does.
+    """
     root.mkdir(parents=True)
     texts = [
         f"{case_text(index)} (iteration {iteration})"
@@ -212,10 +231,10 @@ TEXTS = [
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_agent(text: str) -> None:
-    assert run(text) == text
+    assert run(text) == {expected}
 """
     )
-    (root / "agent.py").write_text(AGENT_INSTANT)
+    (root / "agent.py").write_text(agent)
     (root / "pytest.ini").write_text("[pytest]\n")
     return root
 
@@ -280,12 +299,15 @@ class Runner:
         return Run(wall_s=wall, log=log, maxrss_kb=maxrss)
 
 
-def pytest_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", *args, *PYTEST_FLAGS]
+def pytest_cmd(*args: str, python: str | None = None) -> list[str]:
+    """``python -m pytest ARGS -p no:cacheprovider -q`` (this interpreter by default)."""
+    return [python or sys.executable, "-m", "pytest", *args, *PYTEST_FLAGS]
 
 
-def fluxloop_cmd(config: str = "configs/simulation.yaml") -> list[str]:
-    return pytest_cmd("--fluxloop-config", config)
+def fluxloop_cmd(
+    config: str = "configs/simulation.yaml", *, python: str | None = None
+) -> list[str]:
+    return pytest_cmd("--fluxloop-config", config, python=python)
 
 
 def exp_dirs(project: Path) -> set[Path]:
@@ -322,9 +344,22 @@ def run_experiment(
     return result
 
 
-def run_plain(runner: Runner, project: Path, expected: int, *, memory: bool = False) -> Run:
-    """Run the plain parametrized project; check pytest said "N passed"."""
-    result = runner.run(pytest_cmd("test_plain.py"), project, memory=memory)
+def run_plain(
+    runner: Runner,
+    project: Path,
+    expected: int,
+    *,
+    memory: bool = False,
+    python: str | None = None,
+    extra: Sequence[str] = (),
+) -> Run:
+    """Run the plain parametrized project; check pytest said "N passed".
+
+    ``python`` runs it under another interpreter (a venv's); ``extra`` are more pytest
+    arguments (e.g. ``-p no:fluxloop``).
+    """
+    cmd = pytest_cmd("test_plain.py", *extra, python=python)
+    result = runner.run(cmd, project, memory=memory)
     if f"{expected} passed" not in result.log.read_text(errors="replace"):
         raise BenchError(f"plain pytest did not report '{expected} passed' ({result.log})")
     return result
@@ -420,6 +455,88 @@ def print_table(rows: list[Row]) -> None:
         print(" | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
 
 
+# --------------------------------------------------------------------------- venvs
+
+VenvKind = Literal["bare", "plugin"]
+VENVS: dict[VenvKind, Path] = {"bare": CACHE / "bare-venv", "plugin": CACHE / "plugin-venv"}
+_venv_pythons: dict[VenvKind, str] = {}
+
+
+def _venv_problem(kind: VenvKind, env: dict[str, str]) -> str | None:
+    """Why the ``kind`` venv cannot be used as is (None when it can)."""
+    python = VENVS[kind] / "bin" / "python"
+    if not python.exists():
+        return "not there"
+    wanted = _version("pytest")
+    probe = [str(python), "-m", "pytest", "--version"]
+    done = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120)
+    said = (done.stdout + done.stderr).strip()
+    if done.returncode != 0:
+        return f"`python -m pytest --version` failed: {said[-300:]}"
+    if f"pytest {wanted}" not in said:
+        return f"{said} there, pytest {wanted} here"
+    if kind == "plugin":
+        # An editable install of another checkout would measure the wrong code.
+        code = "import pytest_fluxloop; print(pytest_fluxloop.__file__)"
+        done = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True)
+        where = done.stdout.strip()
+        if done.returncode != 0 or not where.startswith(str(REPO) + os.sep):
+            return f"pytest_fluxloop comes from {where or 'nowhere'}, not {REPO}"
+        if not (VENVS[kind] / "bin" / "fluxloop").exists():
+            return "no bin/fluxloop script"
+    return None
+
+
+def ensure_venv(kind: VenvKind, bench: Bench) -> str:
+    """The python of ``benchmarks/.cache/<kind>-venv``, created on first use.
+
+    ``bare``: only ``pytest==<this interpreter's pytest>``. ``plugin``: that pytest and
+    ``pip install -e <repo>`` with the package's core dependencies only, so none of the dev
+    venv's extra pytest plugins (xdist, langsmith, ...) load. A venv already there is reused
+    when its pytest runs and has the same version. Under ``--smoke`` nothing is installed: a
+    missing venv is replaced by this interpreter, with a note.
+    """
+    if kind in _venv_pythons:
+        return _venv_pythons[kind]
+    path = VENVS[kind]
+    env = bench.runner.env
+    problem = _venv_problem(kind, env)
+    if problem is not None and bench.smoke:
+        note = f"{path.relative_to(REPO)}: {problem}; --smoke uses {sys.executable} instead"
+        print(f"  note: {note}")
+        bench.report.notes.append(note)
+        _venv_pythons[kind] = sys.executable
+        return sys.executable
+    if problem is not None:
+        pytest_req = f"pytest=={_version('pytest')}"
+        wanted = [pytest_req, "-e", str(REPO)] if kind == "plugin" else [pytest_req]
+        print(f"  creating {path.relative_to(REPO)} ({problem}): pip install {' '.join(wanted)}")
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if subprocess.run([sys.executable, "-m", "venv", str(path)], env=env).returncode:
+            raise BenchError(f"could not create {path}")
+        log = CACHE / f"{kind}-venv-pip.log"
+        pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        with log.open("wb") as out:
+            done = subprocess.run(
+                [*pip, *wanted], env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+            )
+        if done.returncode != 0:
+            raise BenchError(f"pip install {' '.join(wanted)} failed; see {log}")
+        problem = _venv_problem(kind, env)
+        if problem is not None:
+            raise BenchError(f"{path} still unusable after installing: {problem}")
+    # Not resolved: a venv's python is a symlink that must stay inside its venv.
+    _venv_pythons[kind] = str(path / "bin" / "python")
+    return _venv_pythons[kind]
+
+
+def fluxloop_script(python: str) -> list[str]:
+    """The ``fluxloop`` console script next to ``python`` (``python -m ...cli`` if none)."""
+    script = Path(python).with_name("fluxloop")
+    return [str(script)] if script.exists() else [python, "-m", "pytest_fluxloop.cli"]
+
+
 # --------------------------------------------------------------------------- process setup
 
 
@@ -462,7 +579,7 @@ def build_parser(description: str, benchmarks: Sequence[str]) -> argparse.Argume
         metavar="BENCHMARK",
         help=f"any of: {', '.join(benchmarks)}, profile",
     )
-    parser.add_argument("--all", action="store_true", help="run the four benchmarks")
+    parser.add_argument("--all", action="store_true", help="run every benchmark")
     parser.add_argument(
         "--repeat", type=int, default=None, help="runs per side (median; default 3, 1 with --smoke)"
     )

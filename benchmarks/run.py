@@ -8,15 +8,19 @@ runs ``sys.executable -m pytest ...`` (or a CLI) in a child process, and times i
 in the same invocation; each side is measured ``--repeat`` times (default 3) and the median
 is reported.
 
-    python benchmarks/run.py --all                # the four benchmarks (~4.5 min, 2 cores)
+    python benchmarks/run.py --all                # every benchmark below
     python benchmarks/run.py overhead io          # a subset
+    python benchmarks/run.py percase unused scale50k  # per-case cost, unused, 50k cases
     python benchmarks/run.py profile              # cProfile of the 2,000-case run
     python benchmarks/run.py overhead io --smoke  # tiny sizes: do the benchmarks still run?
 
 Only the standard library is used (and the installed package, through its commands).
 Benchmark 4 creates ``benchmarks/.cache/fluxloop-cli-venv`` with ``fluxloop-cli==0.2.36``
 from PyPI the first time it runs (not with ``--smoke``, which skips that comparison when
-the venv is not there).
+the venv is not there). ``percase``, ``unused`` and ``scale50k`` run in
+``benchmarks/.cache/bare-venv`` (pytest only) and ``benchmarks/.cache/plugin-venv`` (pytest
+and ``pip install -e`` of this repository, core dependencies only), created the same way on
+first use (under ``--smoke`` a missing one is replaced by this interpreter).
 
 The harness (projects, timed runs, interleaving, medians, checks, the table, the command
 line) is ``harness.py``; each benchmark is a ``bench_*.py`` module.
@@ -32,7 +36,9 @@ from collections.abc import Callable, Sequence
 from bench_cli import bench_cli
 from bench_io import bench_io
 from bench_overhead import bench_overhead, profile
+from bench_percase import bench_percase, bench_scale50k
 from bench_scale import bench_scale
+from bench_unused import bench_unused
 from harness import (
     PYCACHE,
     REPO,
@@ -53,6 +59,9 @@ BENCHMARKS: dict[str, Callable[[Bench], None]] = {
     "io": bench_io,
     "scale": bench_scale,
     "cli": bench_cli,
+    "percase": bench_percase,
+    "unused": bench_unused,
+    "scale50k": bench_scale50k,
 }
 SMOKE_VERDICT = "smoke"  # tiny sizes: the targets do not apply
 

@@ -110,3 +110,47 @@ def test_cassettes_benchmark_smoke_run() -> None:
     assert re.search(r"live \(record\) / replay: \d+\.\dx", out), out
     assert "replay made 0 LLM calls (target 0); live made 18 (3 x 6)" in out
     assert "(smoke: the numbers mean nothing)" in out
+
+
+def test_percase_unused_scale50k_benchmarks_smoke_run() -> None:
+    # benchmarks/bench_percase.py and bench_unused.py at tiny sizes, in the bare/plugin venvs
+    # when they exist (this interpreter otherwise): every run's artifacts are checked by the
+    # script; here only that it finished and printed every row.
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "percase", "unused", "scale50k", "--smoke", "--quiet"],
+        cwd=REPO,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,  # hang guard; ~15 s on 2 cores
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "ERROR in" not in out
+    lines = out.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.startswith("benchmark ")), None)
+    assert header is not None, out
+    rows = {
+        cells[0]: cells
+        for line in lines[header + 2 :]
+        if "|" in line
+        for cells in [[cell.strip() for cell in line.split("|")]]
+    }
+    marginal = "marginal/case"
+    assert set(rows) == {
+        f"percase pytest --fluxloop-config, {marginal} (vs bare venv)",
+        f"percase pytest --fluxloop-config, {marginal} (vs plugin venv)",
+        f"percase fluxloop run experiment, {marginal} (vs bare venv)",
+        f"percase fluxloop run experiment, {marginal} (vs plugin venv)",
+        "unused, 20 plain tests, plugin loaded vs -p no:fluxloop (wall)",
+        "unused, 40 plain tests, plugin loaded vs -p no:fluxloop (wall)",
+        "unused start-up, 1 test --co, plugin loaded vs -p no:fluxloop",
+        "scale50k wall, 200 cases",
+        "scale50k peak RSS, 200 cases",
+        "scale50k plugin memory per case at 200",
+    }, out
+    for name, cells in rows.items():
+        assert re.match(r"-?\d+(\.\d+)? (ms|s|MiB|KiB)\b", cells[1]), (name, cells)
+        assert cells[5] == "smoke", (name, cells)
+    assert re.search(r"medians of 1 runs per side", out), out
