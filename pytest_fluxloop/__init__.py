@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .config import LoadedConfig, Overrides, load_config
     from .errors import ConfigError, FluxloopError, TargetError
     from .plan import Case, ExperimentPlan
-    from .plugin.legacy_runner import FluxloopRunResult
+    from .plugin.legacy_run import FluxloopRunResult
     from .plugin.marker import FluxloopResult, assert_eval
     from .records import CaseEvaluation, ExperimentSummary, Observation, TraceRecord
     from .run import Experiment
@@ -86,7 +86,7 @@ _EXPORTS = {
     "CaseEvaluation": "records",
     "ExperimentSummary": "records",
     "FluxloopResult": "plugin.marker",
-    "FluxloopRunResult": "plugin.legacy_runner",
+    "FluxloopRunResult": "plugin.legacy_run",
     "ConfigError": "errors",
     "TargetError": "errors",
     "FluxloopError": "errors",
