@@ -171,7 +171,7 @@ class FluxloopItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """Location shown in reports: the config file and the case id."""
-        return self.path, None, f"fluxloop case {self.case.case_id}"
+        return self.path, None, f"{report_hooks.ITEM_DOMAIN}{self.case.case_id}"
 
 
 def keep_result(item: pytest.Item, result: CaseResult, experiment_key: str) -> None:

@@ -34,7 +34,6 @@ import dataclasses
 import hashlib
 import itertools
 import os
-import secrets
 import shutil
 import tempfile
 import threading
@@ -93,7 +92,11 @@ def run_seed(config: pytest.Config, fallback: int | None = None) -> int:
     workerinput = getattr(config, "workerinput", None)
     if isinstance(workerinput, dict) and SEED_KEY in workerinput:
         return int(workerinput[SEED_KEY])
-    return fallback if fallback is not None else secrets.randbits(31)
+    if fallback is not None:
+        return fallback
+    import secrets  # here, not at import: the plugin's start-up stays small
+
+    return secrets.randbits(31)
 
 
 def guard_steal_requests(node: Any) -> None:
