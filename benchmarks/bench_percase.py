@@ -42,6 +42,7 @@ from harness import (
 
 PERCASE_INPUTS, PERCASE_SIZES = 100, (200, 2_000)
 PERCASE_SMOKE_INPUTS, PERCASE_SMOKE_SIZES = 10, (10, 20)
+PERCASE_MIN_ROUNDS = 7
 
 SCALE_INPUTS, SCALE_CASES, MEMORY_SIZES = 200, 50_000, (2_000, 20_000)
 SCALE_SMOKE_INPUTS, SCALE_SMOKE_CASES, MEMORY_SMOKE_SIZES = 10, 200, (20, 200)
@@ -117,9 +118,12 @@ def bench_percase(bench: Bench) -> None:
                 measure(n)
     # Per round: for each size, for each side (a, b, c, d), so drift hits all alike.
     keys = [(n, side) for n in sizes for side in sides]
-    measured = interleave(
-        bench.repeat, *(lambda n=n, side=side: sides[side](n) for n, side in keys)
-    )
+    # This machine's speed drifts by 2x within minutes: more rounds than the other
+    # benchmarks, and the per-round ratios below, which cancel drift between rounds.
+    rounds = bench.repeat if bench.smoke else max(bench.repeat, PERCASE_MIN_ROUNDS)
+    if rounds != bench.repeat:
+        report.notes.append(f"percase: medians of {rounds} rounds (at least {PERCASE_MIN_ROUNDS})")
+    measured = interleave(rounds, *(lambda n=n, side=side: sides[side](n) for n, side in keys))
     runs = {key: measured[i] for i, key in enumerate(keys)}
 
     def marginal(side: str, stat: Callable[[Sequence[float]], float]) -> float:
@@ -138,6 +142,21 @@ def bench_percase(bench: Bench) -> None:
             f"{low[side]:.3f} ms/case (min: this machine is noisy)"
         )
     a, b, c, d = sides
+
+    def paired(side: str, base: str) -> float | None:
+        """Median over rounds of this round's marginal ratio (both sides ran minutes apart
+        at most, so a slow phase of the machine hits both)."""
+        ratios = []
+        for r in range(rounds):
+            ours = walls(runs[large, side])[r] - walls(runs[small, side])[r]
+            theirs = walls(runs[large, base])[r] - walls(runs[small, base])[r]
+            if theirs > 0:
+                ratios.append(ours / theirs)
+        return median(ratios) if ratios else None
+
+    pairs = {f"{side[0]}/{base[0]}": paired(side, base) for side in (c, d) for base in (a, b)}
+    shown = ", ".join(f"{k} {v:.2f}x" for k, v in pairs.items() if v is not None)
+    print(f"  median of per-round marginal ratios: {shown}")
     report.rows += [
         ratio_row(
             "percase pytest --fluxloop-config, marginal/case (vs bare venv)",
@@ -174,6 +193,7 @@ def bench_percase(bench: Bench) -> None:
         "wall_s": {side: {str(n): walls(runs[n, side]) for n in sizes} for side in sides},
         "marginal_ms_median": med,
         "marginal_ms_min": low,
+        "paired_ratio_median": pairs,
     }
 
 

@@ -172,3 +172,58 @@ def test_custom_rules_and_deep_values_always_take_the_walk() -> None:
     redactor = Redactor()
     assert redactor(deep) != deep  # cut at max_depth
     assert not redactor.leaves_json_unchanged(dumps_line(deep))
+
+
+def _record(**overrides: Any) -> Any:
+    from datetime import datetime, timezone
+
+    from pytest_fluxloop.records import Observation, TraceRecord
+
+    t0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    data: dict[str, Any] = {
+        "trace_id": "0123456789abcdef0123456789abcdef",
+        "case_id": "in00-hi-novice_user-it0",
+        "iteration": 0,
+        "persona": "novice_user",
+        "input": "How do I start?",
+        "output": "Click New.",
+        "duration_ms": 1.5,
+        "success": True,
+        "status": "success",
+        "started_at": t0,
+        "completed_at": t0,
+        "metadata": {"persona": "novice_user"},
+        "observations": [
+            Observation(trace_id="t", type="generation", name="chat", input="q " * 60)
+        ],
+    }
+    data.update(overrides)
+    return TraceRecord(**data)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"output": "my key is sk-" + "a" * 24},
+        {"metadata": {"api_key": "plain-but-secret"}},
+        {"output": "Bearer abcdefgh12345 and the literal " + LITERAL},
+        {"input": "line\nsk-" + "b" * 20},
+    ],
+    ids=["clean", "key-shape", "secret-key", "literal", "after-newline"],
+)
+@pytest.mark.parametrize("save_traces", [True, False])
+@pytest.mark.parametrize("max_chars", [100_000, 40])
+def test_the_writer_lines_are_those_of_the_full_walk(
+    redactor: Redactor, overrides: dict[str, Any], save_traces: bool, max_chars: int
+) -> None:
+    # The files sink's lines (quick check first) equal the lines of the record redacted by
+    # the walk: whether the check passes (clean) or sends the record to the walk.
+    from pytest_fluxloop.artifacts.writer import _record_json, _redacted_lines, record_lines
+
+    record = _record(**overrides)
+    quick = _redacted_lines(record, redactor, save_traces, max_chars)
+    walked = record_lines(
+        redactor(_record_json(record)), save_traces=save_traces, max_field_chars=max_chars
+    )
+    assert quick == walked
