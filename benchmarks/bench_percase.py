@@ -59,6 +59,29 @@ def run_and_clean(bench: Bench, project: Path, cmd: Sequence[str], n: int, memor
     return run
 
 
+def ok_projects(
+    tmp: Path, prefix: str, inputs: int, sizes: Sequence[int]
+) -> tuple[dict[int, Path], dict[int, Path]]:
+    """The trivial agent's FluxLoop project and plain parametrized project at each size."""
+    fl = {
+        n: write_project(
+            tmp / f"{prefix}-{n}", n_inputs=inputs, iterations=n // inputs, agent=AGENT_OK
+        )
+        for n in sizes
+    }
+    plain = {
+        n: write_plain_project(
+            tmp / f"{prefix}-plain-{n}",
+            n_inputs=inputs,
+            iterations=n // inputs,
+            agent=AGENT_OK,
+            expected=OK_EXPECTED,
+        )
+        for n in sizes
+    }
+    return fl, plain
+
+
 def ratio_row(name: str, ours_ms: float, base_ms: float, base_label: str, limit: float) -> Row:
     """A marginal-cost row: ours against a baseline, PASS when the ratio is <= ``limit``."""
     ratio = ours_ms / base_ms if base_ms > 0 else None
@@ -85,22 +108,7 @@ def bench_percase(bench: Bench) -> None:
     bare = ensure_venv("bare", bench)
     plugin = ensure_venv("plugin", bench)
     print(f"  bare venv: {bare}\n  plugin venv: {plugin}")
-    fl = {
-        n: write_project(
-            tmp / f"percase-{n}", n_inputs=inputs, iterations=n // inputs, agent=AGENT_OK
-        )
-        for n in sizes
-    }
-    plain = {
-        n: write_plain_project(
-            tmp / f"percase-plain-{n}",
-            n_inputs=inputs,
-            iterations=n // inputs,
-            agent=AGENT_OK,
-            expected=OK_EXPECTED,
-        )
-        for n in sizes
-    }
+    fl, plain = ok_projects(tmp, "percase", inputs, sizes)
     cli = [*fluxloop_script(plugin), "run", "experiment", "--config", "configs/simulation.yaml"]
     cli += ["--yes", "--", *PYTEST_FLAGS]
     sides: dict[str, Callable[[int], Run]] = {
@@ -215,22 +223,7 @@ def bench_scale50k(bench: Bench) -> None:
     big = write_project(
         tmp / "scale50k", n_inputs=inputs, iterations=n_big // inputs, agent=AGENT_OK
     )
-    fl = {
-        n: write_project(
-            tmp / f"scale50k-mem-{n}", n_inputs=inputs, iterations=n // inputs, agent=AGENT_OK
-        )
-        for n in sizes
-    }
-    plain = {
-        n: write_plain_project(
-            tmp / f"scale50k-mem-plain-{n}",
-            n_inputs=inputs,
-            iterations=n // inputs,
-            agent=AGENT_OK,
-            expected=OK_EXPECTED,
-        )
-        for n in sizes
-    }
+    fl, plain = ok_projects(tmp, "scale50k-mem", inputs, sizes)
     cmd = fluxloop_cmd(python=plugin)
 
     def measure_fl(project: Path, n: int) -> Run:

@@ -29,15 +29,17 @@ def clean_env() -> dict[str, str]:
     }
 
 
-def test_benchmarks_smoke_run_prints_the_table() -> None:
+def smoke_table(*args: str) -> tuple[str, list[str], dict[str, list[str]]]:
+    """Run ``benchmarks/run.py ARGS --smoke --quiet``; its output, the table's header cells
+    and its rows by name (after checking it finished without a benchmark error)."""
     proc = subprocess.run(
-        [sys.executable, str(RUN), "overhead", "io", "--smoke", "--quiet"],
+        [sys.executable, str(RUN), *args, "--smoke", "--quiet"],
         cwd=REPO,
         env=clean_env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=300,  # hang guard; it takes ~15 s on 2 busy cores
+        timeout=300,  # hang guard; each takes ~15 s on 2 busy cores
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -45,7 +47,18 @@ def test_benchmarks_smoke_run_prints_the_table() -> None:
     lines = out.splitlines()
     header = next((i for i, line in enumerate(lines) if line.startswith("benchmark ")), None)
     assert header is not None, out
-    assert [cell.strip() for cell in lines[header].split("|")] == [
+    rows = {
+        cells[0]: cells
+        for line in lines[header + 2 :]
+        if "|" in line
+        for cells in [[cell.strip() for cell in line.split("|")]]
+    }
+    return out, [cell.strip() for cell in lines[header].split("|")], rows
+
+
+def test_benchmarks_smoke_run_prints_the_table() -> None:
+    out, header, rows = smoke_table("overhead", "io")
+    assert header == [
         "benchmark",
         "ours",
         "baseline",
@@ -53,12 +66,6 @@ def test_benchmarks_smoke_run_prints_the_table() -> None:
         "target",
         "result",
     ]
-    rows = {
-        cells[0]: cells
-        for line in lines[header + 2 :]
-        if "|" in line
-        for cells in [[cell.strip() for cell in line.split("|")]]
-    }
     assert set(rows) == {
         "1 overhead, 20 instant cases (wall)",
         "2 I/O sync, parallel_runs 10 vs 1 (span)",
@@ -116,27 +123,7 @@ def test_percase_unused_scale50k_benchmarks_smoke_run() -> None:
     # benchmarks/bench_percase.py and bench_unused.py at tiny sizes, in the bare/plugin venvs
     # when they exist (this interpreter otherwise): every run's artifacts are checked by the
     # script; here only that it finished and printed every row.
-    proc = subprocess.run(
-        [sys.executable, str(RUN), "percase", "unused", "scale50k", "--smoke", "--quiet"],
-        cwd=REPO,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,  # hang guard; ~15 s on 2 cores
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    assert "ERROR in" not in out
-    lines = out.splitlines()
-    header = next((i for i, line in enumerate(lines) if line.startswith("benchmark ")), None)
-    assert header is not None, out
-    rows = {
-        cells[0]: cells
-        for line in lines[header + 2 :]
-        if "|" in line
-        for cells in [[cell.strip() for cell in line.split("|")]]
-    }
+    out, _, rows = smoke_table("percase", "unused", "scale50k")
     marginal = "marginal/case"
     assert set(rows) == {
         f"percase pytest --fluxloop-config, {marginal} (vs bare venv)",
