@@ -184,6 +184,8 @@ class PluginState:
         xdist the controller collects nothing, so the first it hears of a marker experiment
         is a worker's record, and without this the record would have nowhere to go.
         """
+        if self.experiment is not None and self.experiment.key == key:
+            return self.experiment  # every report of a --fluxloop-config run
         candidates = [self.experiment, *self.marker_experiments.values()]
         found = next((e for e in candidates if e is not None and e.key == key), None)
         if found is None and key.startswith(MARKER_PREFIX):
