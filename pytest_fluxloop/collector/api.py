@@ -10,13 +10,14 @@ time without a zone is UTC).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .moments import parse_utc
 from .store import MAX_PAGE, Store, TraceQuery, decode_cursor
 
 __all__ = ["DEFAULT_PAGE", "QueryError", "experiments", "get_trace", "list_traces", "parse_query"]
@@ -32,16 +33,10 @@ def _time(params: Any, name: str) -> datetime | None:
     value = params.get(name)
     if value is None or value == "":
         return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_utc(value)
     except ValueError:
         raise QueryError(f"{name}={value[:40]!r} is not an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def parse_query(params: Any) -> TraceQuery:

@@ -21,6 +21,7 @@ from jsonschema.exceptions import best_match
 
 from ..artifacts.schemas import load_schema
 from ..shipping.wire import ITEM_KINDS, decode_batch
+from .moments import parse_utc
 from .store import ObservationRow, Row, Source, Store, SummaryRow, TraceRow
 
 __all__ = ["MAX_ERROR_CHARS", "Rejected", "ingest_batch", "prepare_batch"]
@@ -60,16 +61,10 @@ def _moment(value: Any, name: str) -> datetime:
     """A date-time field as an aware UTC datetime (a naive one is taken as UTC)."""
     if not isinstance(value, str):
         raise _Bad(f"{name} is not a date-time string")
-    text = value.strip()
-    if text.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read "Z"
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_utc(value)
     except ValueError:
         raise _Bad(f"{name} {value[:40]!r} is not an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def _dump(data: Any) -> str:
