@@ -111,31 +111,28 @@ def to_jsonable(
         placeholders: replace callables, bytes and other non-JSON objects by typed
             placeholder dicts instead of text (see the module docstring).
     """
-    # Exact builtin scalars need no walker (they are most calls): an ASCII str holds no
-    # surrogate, and a finite float is kept as it is.
-    kind = type(obj)
-    if obj is None or kind is bool or kind is int or (kind is str and obj.isascii()):
+    # Exact builtin scalars need no walker (they are most calls).
+    if _kept_as_is(obj):
         return obj
-    if kind is float and math.isfinite(obj):
-        return obj
-    if kind is dict and _flat_and_plain(obj):
+    if type(obj) is dict and _flat_and_plain(obj):
         return dict(obj)  # what the walk returns for it, without the walk (case metadata)
     return _Walker(max_depth, max_repr, replaced, path, placeholders).walk(obj, 0)
 
 
+def _kept_as_is(value: Any) -> bool:
+    """Whether the walk returns ``value`` itself: None, an exact bool or int, an ASCII str
+    (it holds no surrogate) or a finite float."""
+    kind = type(value)
+    if value is None or kind is bool or kind is int or (kind is str and value.isascii()):
+        return True
+    return kind is float and math.isfinite(value)
+
+
 def _flat_and_plain(obj: dict[Any, Any]) -> bool:
-    """Whether ``obj`` maps ASCII str keys to exact builtin scalars the walk keeps as they
-    are (None, bool, int, ASCII str, finite float)."""
-    for key, value in obj.items():
-        if type(key) is not str or not key.isascii():
-            return False
-        kind = type(value)
-        if value is None or kind is bool or kind is int or (kind is str and value.isascii()):
-            continue
-        if kind is float and math.isfinite(value):
-            continue
-        return False
-    return True
+    """Whether ``obj`` maps ASCII str keys to values the walk keeps as they are."""
+    return all(
+        type(key) is str and key.isascii() and _kept_as_is(value) for key, value in obj.items()
+    )
 
 
 def copy_json(obj: Any) -> Any:
