@@ -294,16 +294,22 @@ def evaluated() -> TraceRecord:
 
 
 def export(
-    records: Sequence[TraceRecord], *, content: bool = False, target: str = "agent:run"
+    records: Sequence[TraceRecord],
+    *,
+    content: bool = False,
+    target: str = "agent:run",
+    redactor: Redactor | None = None,
+    sampler: Any = None,
 ) -> tuple[list[ReadableSpan], OtelSink]:
-    """``records`` through an OtelSink on a real SDK provider with an in-memory exporter."""
+    """``records`` through an OtelSink on a real SDK provider (with ``sampler``, if given)
+    and an in-memory exporter."""
     memory = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider() if sampler is None else TracerProvider(sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(memory))
     sink = OtelSink(
         experiment="demo",
         target_spec=target,
-        redactor=Redactor(),
+        redactor=redactor or Redactor(),
         content=content,
         max_chars=100_000,
         provider_factory=lambda: provider,
@@ -865,46 +871,19 @@ def test_an_otlp_protocol_without_its_exporter_is_a_config_error(
 
 
 def test_a_record_that_cannot_be_exported_is_counted_not_raised() -> None:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-
     class Broken(Redactor):
         def __call__(self, obj: Any) -> Any:
             raise RuntimeError(f"redactor bug {KEY}")
 
-    sink = OtelSink(
-        experiment="demo",
-        target_spec="agent:run",
-        redactor=Broken(),
-        content=False,
-        max_chars=1000,
-        provider_factory=lambda: provider,
-    )
-    sink.open(_start())
-    sink.append(single_turn())
-    sink.finish(RunEnd(status="complete", exit_code=0, total_cases=1))
+    spans, sink = export([single_turn()], redactor=Broken())
     assert sink.report()["errors"] == 1
-    assert memory.get_finished_spans() == ()
+    assert spans == []
     assert any("1 cases not exported" in line for line in sink.lines())
 
 
 def test_spans_a_sampler_drops_are_not_counted() -> None:
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_OFF)
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    sink = OtelSink(
-        experiment="demo",
-        target_spec="agent:run",
-        redactor=Redactor(),
-        content=False,
-        max_chars=1000,
-        provider_factory=lambda: provider,
-    )
-    sink.open(_start())
-    sink.append(single_turn())
-    sink.finish(RunEnd(status="complete", exit_code=0, total_cases=1))
+    spans, sink = export([single_turn()], sampler=ALWAYS_OFF)
     assert (sink.report()["spans"], sink.report()["traces"]) == (0, 1)
-    assert memory.get_finished_spans() == ()
+    assert spans == []
