@@ -64,6 +64,7 @@ __all__ = [
     "REPLACED_INVALID_UNICODE",
     "copy_json",
     "dumps_line",
+    "line_safe",
     "placeholder",
     "replacement_note",
     "to_jsonable",
@@ -86,8 +87,9 @@ PLACEHOLDER_REPR_CHARS = 200
 _LINE_BREAK_ESCAPES = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 # In a Python str every code point in this range is unpaired (real pairs are one code point).
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# One encoder for every line: json.dumps() with options builds a new one per call.
-_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+# One encoder for every line: json.dumps() with options builds a new one per call. Compact
+# separators, as pydantic-core's encoder (the artifact writer's fast path) writes them.
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def to_jsonable(
@@ -166,17 +168,25 @@ def replacement_note(replaced: list[str]) -> dict[str, Any]:
 
 
 def dumps_line(obj: Any) -> str:
-    """Serialise ``obj`` as exactly one JSON line (no trailing newline).
+    """Serialise ``obj`` as exactly one compact JSON line (no trailing newline).
 
     Already JSON-safe data takes a fast path; anything else is coerced with
     :func:`to_jsonable` first. The result is valid strict JSON (no ``NaN``), keeps non-ASCII
-    text readable (``ensure_ascii=False``) and contains no character that any line splitter
-    treats as a line break (``\\n``, ``\\r``, U+2028, U+2029, U+0085 are all escaped).
+    text readable (``ensure_ascii=False``), has no space after ``,`` and ``:`` and contains
+    no character that any line splitter treats as a line break (:func:`line_safe`).
     """
     try:
         line = _LINE_ENCODER.encode(obj)
     except (TypeError, ValueError, RecursionError):
         line = _LINE_ENCODER.encode(to_jsonable(obj))
+    return line_safe(line)
+
+
+def line_safe(line: str) -> str:
+    r"""``line`` (compact JSON text) with every character a line splitter breaks at escaped:
+    ``\n`` and ``\r`` are escaped by any JSON encoder; U+2028, U+2029, U+0085 and lone
+    surrogates, which an encoder may leave raw, become ``\uXXXX`` escapes (equivalent
+    inside a JSON string, the only place they can occur)."""
     if line.isascii():
         return line  # neither a line separator nor a surrogate is ASCII
     if any(ch in line for ch in _LINE_BREAK_ESCAPES):

@@ -177,13 +177,15 @@ class FluxloopItem(pytest.Item):
 def keep_result(item: pytest.Item, result: CaseResult, experiment_key: str) -> None:
     """Stash a finished case on its item (the report will carry the record) and, if the
     failure is one every case would hit, stop the session once."""
-    from ..run.status import fatal_reason
-
     report_hooks.activate(item.config)  # before the report that will carry the record
     item.stash[RESULT_KEY] = result
     item.stash[EXPERIMENT_KEY] = experiment_key
     if not result.fatal:
-        return  # the common case: no redactor to look up
+        return  # the common case: no import, no redactor to look up
+    # Imported here, only when needed: an import statement run for every case costs
+    # ~10 us in a busy process, more than the rest of this function.
+    from ..run.status import fatal_reason
+
     reason = fatal_reason(result, experiment_redactor(item, experiment_key))
     if reason is not None:
         item.session.shouldfail = reason

@@ -90,10 +90,10 @@ class Controller:
     def recorder(self, experiment: Experiment, total_cases: int | None = None) -> RunRecorder:
         """The opened recorder of ``experiment`` (created on first use; usage error if the
         output folder can't be made)."""
-        from ..run.recorder import RunRecorder
-
         recorder = self.recorders.get(experiment.key)
         if recorder is None:
+            from ..run.recorder import RunRecorder  # once: this method runs for every record
+
             state = self.state
             resume = state.resume if experiment is state.experiment else None
             # Making the sinks checks their settings too (a missing extra, a collector URL).

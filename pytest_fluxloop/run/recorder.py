@@ -97,6 +97,7 @@ class RunRecorder:
         self.missing: list[str] = []
         """Set by :meth:`finish`: cases that reported but have no record (sorted)."""
         self._opened = False
+        self._location: Path | None = None
 
     @classmethod
     def for_experiment(
@@ -142,6 +143,11 @@ class RunRecorder:
     @property
     def location(self) -> Path | None:
         """Where the results are (the first sink that has a location)."""
+        if self._opened:
+            return self._location  # fixed once the sinks are open; asked for every record
+        return self._sink_location()
+
+    def _sink_location(self) -> Path | None:
         return next((s.location for s in self.sinks if s.location is not None), None)
 
     @property
@@ -180,6 +186,7 @@ class RunRecorder:
         )
         for sink in self.sinks:
             sink.open(start)
+        self._location = self._sink_location()
         self._opened = True
 
     def append(self, record: TraceRecord) -> None:

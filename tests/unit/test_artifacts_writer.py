@@ -193,8 +193,42 @@ def test_dumps_line_is_one_line_and_round_trips(text: str) -> None:
 
 
 def test_dumps_line_keeps_unicode_readable_and_coerces() -> None:
-    assert dumps_line({"e": "😀 café"}) == '{"e": "😀 café"}'
-    assert dumps_line({"n": float("nan"), "b": b"x"}) == '{"n": null, "b": "x"}'
+    assert dumps_line({"e": "😀 café"}) == '{"e":"😀 café"}'
+    assert dumps_line({"n": float("nan"), "b": b"x"}) == '{"n":null,"b":"x"}'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"e": "😀 café", "n": 1, "f": 0.653, "t": True, "z": None, "l": [1, "a", {"k": []}]},
+        {"text": 'line\nbreak\r\t\x01\x7f \u2028 \u2029 \x85 "quoted" back\\slash'},
+        {"big": 2**70, "neg": -(2**65), "tiny": 5e-324, "large": 1.5e300},
+        {"deep": json.loads("[" * 40 + '"x"' + "]" * 40)},
+        ["top", "level", "list"],
+    ],
+)
+def test_json_line_is_dumps_line_for_json_data(data: Any) -> None:
+    # The writer's fast encoder writes the line the json module would (float exponents
+    # aside: "1e-07" and "1e-7" are the same number), so files don't depend on which ran.
+    fast = writer_mod.json_line(data)
+    assert json.loads(fast) == json.loads(dumps_line(data)) == data
+    assert fast.splitlines() == [fast]
+    if "large" not in json.dumps(data) and "tiny" not in json.dumps(data):
+        assert fast == dumps_line(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"n": float("nan")},
+        {"i": [float("inf"), float("-inf")]},
+        {"s": "lone \udc80 surrogate"},
+        {"said": "NaN and Infinity are words here"},
+    ],
+)
+def test_json_line_leaves_what_pydantic_cannot_write_to_dumps_line(data: Any) -> None:
+    # Non-finite floats are coerced and lone surrogates escaped exactly as dumps_line does.
+    assert writer_mod.json_line(data) == dumps_line(data)
 
 
 # -- create -------------------------------------------------------------------------------
