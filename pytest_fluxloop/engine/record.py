@@ -61,7 +61,11 @@ def case_record(
     )
     if replaced and isinstance(metadata, dict):
         metadata[REPLACED_INVALID_UNICODE] = replacement_note(replaced)
-    return TraceRecord(
+    # Built unvalidated: every value comes typed from the case, the driver, the executor or
+    # to_jsonable (the field names are checked by pydantic's mypy plugin), and validating
+    # ~25 fields again cost more per case than the rest of this function (in a busy pytest
+    # process pydantic's validator runs cold).
+    return TraceRecord.model_construct(
         trace_id=trace_id or uuid.uuid4().hex,
         case_id=case.case_id,
         iteration=case.iteration,
