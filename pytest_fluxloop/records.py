@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -47,6 +48,15 @@ each role in ``TraceRecord.token_usage``. A count the provider did not send is `
 def utcnow() -> datetime:
     """Timezone-aware current UTC time (all artifact timestamps are UTC)."""
     return datetime.now(timezone.utc)
+
+
+def new_trace_id() -> str:
+    """A new trace id: a random version-4 UUID as 32 hex digits, as ``uuid.uuid4().hex``
+    gives, without building a UUID object (a third of the cost; made for every case)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 class ErrorInfo(BaseModel):

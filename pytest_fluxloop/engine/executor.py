@@ -21,7 +21,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from ..errors import AgentTimeout
 from ..integrations import case_capture
 from ..llm.retry import MAX_RETRY_AFTER_SECONDS, backoff_delay, is_transient, retry_after_seconds
 from ..plan import Case
-from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, utcnow
+from ..records import ErrorInfo, Observation, TraceRecord, TraceStatus, new_trace_id, utcnow
 from ..sdk.context import DEFAULT_CAPTURE, CaptureSettings, trace_context
 from .agent_threads import AgentThreads, Job
 from .async_loop import AsyncCall, Blocked, LoopBlocked, SharedLoop
@@ -118,7 +117,7 @@ class CaseExecutor:
     def run(self, case: Case, trace_id: str | None = None) -> CaseResult:
         """Run ``case`` to completion (all attempts) and return its record."""
         self._pace()
-        trace_id = trace_id or uuid.uuid4().hex
+        trace_id = trace_id or new_trace_id()
         started_at = utcnow()
         t0 = time.perf_counter()
         rng: random.Random | None = None  # made on the first retry: most cases have none

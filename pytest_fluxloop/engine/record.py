@@ -8,14 +8,21 @@ a record's fields come from the case the same way whoever made it.
 from __future__ import annotations
 
 import traceback
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..jsonsafe import REPLACED_INVALID_UNICODE, replacement_note, to_jsonable
 from ..plan import Case
-from ..records import ErrorInfo, ErrorKind, Observation, TraceRecord, TraceStatus, utcnow
+from ..records import (
+    ErrorInfo,
+    ErrorKind,
+    Observation,
+    TraceRecord,
+    TraceStatus,
+    new_trace_id,
+    utcnow,
+)
 from ..sdk.usage import add_role_usage, token_usage_by_role
 from .drivers.base import DriverOutcome
 
@@ -48,7 +55,7 @@ def case_record(
     A lone surrogate in the output, metadata or transcript becomes U+FFFD; the record then
     says where in ``metadata.replaced_invalid_unicode`` (``{count, paths}``).
     """
-    now = utcnow()
+    now = utcnow() if started_at is None or completed_at is None else started_at
     answered = status in ("success", "supervisor_error")
     # Lone surrogates become U+FFFD (files are UTF-8); say where, so it is never silent.
     replaced: list[str] = []
@@ -66,7 +73,7 @@ def case_record(
     # ~25 fields again cost more per case than the rest of this function (in a busy pytest
     # process pydantic's validator runs cold).
     return TraceRecord.model_construct(
-        trace_id=trace_id or uuid.uuid4().hex,
+        trace_id=trace_id or new_trace_id(),
         case_id=case.case_id,
         iteration=case.iteration,
         # persona_override: the record names the persona the conversation was played as.

@@ -112,7 +112,8 @@ def wilson_interval(c: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 
 def _fields(item: RecordOrLine) -> tuple[str | None, bool, str | None, str | None]:
     """(status, success, error kind, evaluation verdict) of a record or a JSON line."""
-    if isinstance(item, TraceRecord):
+    # dict first: TraceRecord's metaclass is an ABCMeta, whose isinstance check is slow.
+    if not isinstance(item, dict) and isinstance(item, TraceRecord):
         kind = item.error.kind if item.error is not None else None
         verdict = item.evaluation.verdict if item.evaluation is not None else None
         return item.status, item.success, kind, verdict
@@ -158,7 +159,7 @@ def group_key(item: RecordOrLine) -> tuple[str, str]:
     A summary line whose input was cut (``input_truncated``) gets the full input's hash
     appended, so two long inputs with the same beginning stay two groups.
     """
-    if isinstance(item, TraceRecord):
+    if not isinstance(item, dict) and isinstance(item, TraceRecord):
         return item.input, item.persona or ""
     text = item.get("input")
     text = "" if text is None else str(text)
@@ -170,7 +171,7 @@ def group_key(item: RecordOrLine) -> tuple[str, str]:
 
 
 def _case_id(item: RecordOrLine) -> str:
-    if isinstance(item, TraceRecord):
+    if not isinstance(item, dict) and isinstance(item, TraceRecord):
         return item.case_id
     return str(item.get("case_id") or item.get("trace_id") or "")
 
