@@ -68,11 +68,7 @@ def case_record(
     )
     if replaced and isinstance(metadata, dict):
         metadata[REPLACED_INVALID_UNICODE] = replacement_note(replaced)
-    # Built unvalidated: every value comes typed from the case, the driver, the executor or
-    # to_jsonable (the field names are checked by pydantic's mypy plugin), and validating
-    # ~25 fields again cost more per case than the rest of this function (in a busy pytest
-    # process pydantic's validator runs cold).
-    return TraceRecord.model_construct(
+    return _unvalidated(
         trace_id=trace_id or new_trace_id(),
         case_id=case.case_id,
         iteration=case.iteration,
@@ -98,7 +94,25 @@ def case_record(
         observations_dropped=observations_dropped,
         test_outcome=test_outcome,
         worker=worker,
+        evaluation=None,
+        cassette=None,
     )
+
+
+def _unvalidated(**fields: Any) -> TraceRecord:
+    """The record holding ``fields`` (every field of :class:`TraceRecord`), not validated.
+
+    What ``TraceRecord.model_construct(**fields)`` makes, without its loop over the model's
+    fields looking for defaults: every value here comes typed from the case, the driver,
+    the executor or ``to_jsonable``, and in a busy pytest process validating ~25 fields (or
+    that loop) cost more per case than the rest of :func:`case_record`.
+    """
+    record = TraceRecord.__new__(TraceRecord)
+    object.__setattr__(record, "__dict__", fields)
+    object.__setattr__(record, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(record, "__pydantic_extra__", None)
+    object.__setattr__(record, "__pydantic_private__", None)
+    return record
 
 
 def trace_token_usage(
