@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,30 @@ each role in ``TraceRecord.token_usage``. A count the provider did not send is `
 def utcnow() -> datetime:
     """Timezone-aware current UTC time (all artifact timestamps are UTC)."""
     return datetime.now(timezone.utc)
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def unvalidated(
+    model: type[_Model], values: dict[str, Any], fields_set: set[str] | None = None
+) -> _Model:
+    """An instance of ``model`` holding ``values`` (every one of its fields), not validated.
+
+    What ``model.model_construct(_fields_set, **values)`` makes, without its loop over the
+    model's fields looking for defaults: for the models made once per case from values that
+    are typed by construction (the planned cases, the executor's records), where that loop
+    or a validation cost more than everything else that builds them. ``fields_set`` may be
+    shared by many instances (frozen models never change it); default: ``set(values)``.
+    """
+    instance = model.__new__(model)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(
+        instance, "__pydantic_fields_set__", set(values) if fields_set is None else fields_set
+    )
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
 
 
 def new_trace_id() -> str:

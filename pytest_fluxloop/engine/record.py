@@ -21,6 +21,7 @@ from ..records import (
     TraceRecord,
     TraceStatus,
     new_trace_id,
+    unvalidated,
     utcnow,
 )
 from ..sdk.usage import add_role_usage, token_usage_by_role
@@ -68,51 +69,41 @@ def case_record(
     )
     if replaced and isinstance(metadata, dict):
         metadata[REPLACED_INVALID_UNICODE] = replacement_note(replaced)
-    return _unvalidated(
-        trace_id=trace_id or new_trace_id(),
-        case_id=case.case_id,
-        iteration=case.iteration,
-        # persona_override: the record names the persona the conversation was played as.
-        persona=(outcome.persona if outcome else None) or case.persona,
-        persona_description=case.persona_description,
-        input=case.input,
-        input_index=case.input_index,
-        output=json_output,
-        duration_ms=round(duration_ms, 3),
-        success=status == "success",
-        status=status,
-        error=error,
-        attempts=attempts,
-        seed=case.seed,
-        started_at=started_at or now,
-        completed_at=completed_at or now,
-        metadata=metadata,
-        multi_turn=outcome.multi_turn if outcome else None,
-        conversation_state=state,
-        token_usage=trace_token_usage(observations or [], outcome),
-        observations=observations or [],
-        observations_dropped=observations_dropped,
-        test_outcome=test_outcome,
-        worker=worker,
-        evaluation=None,
-        cassette=None,
+    # Not validated (records.unvalidated): every value here comes typed from the case, the
+    # driver, the executor or to_jsonable; validating ~25 fields again cost more per case
+    # than all the rest of this function.
+    return unvalidated(
+        TraceRecord,
+        dict(
+            trace_id=trace_id or new_trace_id(),
+            case_id=case.case_id,
+            iteration=case.iteration,
+            # persona_override: the record names the persona the conversation was played as.
+            persona=(outcome.persona if outcome else None) or case.persona,
+            persona_description=case.persona_description,
+            input=case.input,
+            input_index=case.input_index,
+            output=json_output,
+            duration_ms=round(duration_ms, 3),
+            success=status == "success",
+            status=status,
+            error=error,
+            attempts=attempts,
+            seed=case.seed,
+            started_at=started_at or now,
+            completed_at=completed_at or now,
+            metadata=metadata,
+            multi_turn=outcome.multi_turn if outcome else None,
+            conversation_state=state,
+            token_usage=trace_token_usage(observations or [], outcome),
+            observations=observations or [],
+            observations_dropped=observations_dropped,
+            test_outcome=test_outcome,
+            worker=worker,
+            evaluation=None,
+            cassette=None,
+        ),
     )
-
-
-def _unvalidated(**fields: Any) -> TraceRecord:
-    """The record holding ``fields`` (every field of :class:`TraceRecord`), not validated.
-
-    What ``TraceRecord.model_construct(**fields)`` makes, without its loop over the model's
-    fields looking for defaults: every value here comes typed from the case, the driver,
-    the executor or ``to_jsonable``, and in a busy pytest process validating ~25 fields (or
-    that loop) cost more per case than the rest of :func:`case_record`.
-    """
-    record = TraceRecord.__new__(TraceRecord)
-    object.__setattr__(record, "__dict__", fields)
-    object.__setattr__(record, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(record, "__pydantic_extra__", None)
-    object.__setattr__(record, "__pydantic_private__", None)
-    return record
 
 
 def trace_token_usage(

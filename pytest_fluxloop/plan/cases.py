@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config.loader import LoadedConfig
 from ..errors import ConfigError
+from ..records import unvalidated
 from .inputs import InputSet, load_inputs
 
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
@@ -191,17 +192,20 @@ def expand_cases(inputs: InputSet, iterations: int, seed: int) -> list[Case]:
             # Duplicate personas or inputs still give distinct ids, so JUnit drops no case.
             case_id = base if count == 1 else f"{base}-dup{count}"
             cases.append(
-                Case.model_construct(
+                unvalidated(
+                    Case,
+                    dict(
+                        case_id=case_id,
+                        input_index=item.index,
+                        input=item.input,
+                        persona=item.persona,
+                        persona_description=item.persona_description,
+                        persona_profile=profile,
+                        iteration=iteration,
+                        metadata=metadata,
+                        seed=case_seed(seed, case_id),
+                    ),
                     _CASE_FIELDS,
-                    case_id=case_id,
-                    input_index=item.index,
-                    input=item.input,
-                    persona=item.persona,
-                    persona_description=item.persona_description,
-                    persona_profile=profile,
-                    iteration=iteration,
-                    metadata=metadata,
-                    seed=case_seed(seed, case_id),
                 )
             )
     return cases

@@ -1,4 +1,4 @@
-"""The executor's records are built unvalidated: they must be what validation would make."""
+"""Records and planned cases are built unvalidated: they must be what validation makes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from support.engine_helpers import make_case
 
 from pytest_fluxloop.engine.drivers import DriverOutcome
 from pytest_fluxloop.engine.record import case_record, crashed_record
+from pytest_fluxloop.plan.cases import Case, expand_cases
+from pytest_fluxloop.plan.inputs import InputItem, InputSet
 from pytest_fluxloop.records import ErrorInfo, MultiTurnInfo, Observation, TraceRecord
 
 
@@ -50,3 +52,16 @@ def test_an_unvalidated_record_is_the_validated_one(index: int) -> None:
     assert validated == record
     assert validated.model_dump(mode="json") == record.model_dump(mode="json")
     assert validated.model_dump_json() == record.model_dump_json()
+
+
+def test_planned_cases_are_the_validated_ones() -> None:
+    items = [
+        InputItem(0, "a", "p", "a persona", {"k": 1}, {"name": "p"}),
+        InputItem(1, "b", None, None, {}),
+    ]
+    inputs = InputSet(items=items, source="test", n_inputs=2, n_personas=1, factored=False)
+    cases = expand_cases(inputs, iterations=2, seed=7)
+    assert len(cases) == 4
+    for case in cases:
+        assert set(case.__dict__) == set(Case.model_fields)
+        assert Case.model_validate(case.__dict__) == case
