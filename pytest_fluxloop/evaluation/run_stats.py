@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..records import TraceRecord
 from .gates import GateResult, RunFigures, evaluate_gates, latency_stats
-from .reliability import EXCLUDED_JUDGE, ReliabilityTally
+from .reliability import EXCLUDED_JUDGE, Outcome, ReliabilityTally
 
 if TYPE_CHECKING:
     from .spec import EvaluationSpec
@@ -138,8 +138,9 @@ class RunEvaluation:
             if evaluation is not None
             else None,
         }
+        outcome = self.reliability.add(record)  # from the attributes, not the dict
         with self._lock:
-            self._add(line)
+            self._add(line, outcome)
 
     def add_line(self, line: dict[str, Any]) -> None:
         """Count one record in JSON form (a ``traces.jsonl`` record or a ``trace_summary.jsonl``
@@ -150,8 +151,11 @@ class RunEvaluation:
         with self._lock:
             self._add(line)
 
-    def _add(self, line: dict[str, Any]) -> None:
-        outcome = self.reliability.add(line)  # its case_outcome, computed once
+    def _add(self, line: dict[str, Any], outcome: Outcome | None = None) -> None:
+        """Count ``line``; ``outcome``: the reliability tally's answer when it counted the run
+        already (from the record), else it counts ``line`` now."""
+        if outcome is None:
+            outcome = self.reliability.add(line)  # its case_outcome, computed once
         case_id = str(line.get("case_id") or "")
         persona = str(line.get("persona") or "-")
         evaluation = line.get("evaluation")
