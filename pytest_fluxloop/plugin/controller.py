@@ -112,39 +112,44 @@ class Controller:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Append the record carried by ``report`` as soon as its item reports."""
-        if self.state.experiment is None and getattr(report, RECORD_ATTR, None) is None:
+        data = getattr(report, RECORD_ATTR, None)
+        if self.state.experiment is None and data is None:
             return  # no experiment, and not a marker test's report: nothing to note
-        self._note_reported(report)
+        if not self._append_record(report):
+            # No record written for this report (none came, or it could not be written):
+            # count its case, so the summary lists it as missing if no record ever does. A
+            # written record needs no such count: the recorder knows it (and this costs
+            # more per case than anything else here).
+            self._note_reported(report, data)
+
+    def _append_record(self, report: pytest.TestReport) -> bool:
+        """Append the record ``report`` carries (or a crashed worker's); True if written."""
         record = self._take_record(report)
         if record is None:
-            return
+            return False
         experiment = self.state.experiment_by_key(str(getattr(report, EXPERIMENT_ATTR, None)))
         if experiment is None:
-            return
+            return False
         recorder = self.recorder(experiment)
         if recorder.write_error is not None:
-            return  # stopping: this case is in no file, so --resume runs it again
+            return False  # stopping: this case is in no file, so --resume runs it again
         try:
             recorder.append(record)
         except ArtifactWriteError as exc:
             self._stop_writing(recorder, exc)
-            return
-        reported = self._reported.get(experiment.key)
-        if reported:
-            # Written: the recorder knows it, so the controller's count needs only the
-            # cases still without a record (memory stays flat at any size).
-            reported.discard(record.case_id)
+            return False
         if self.progress is not None:
             records = sum(r.records for r in self.recorders.values())
             failed = sum(r.failed for r in self.recorders.values())
             self.progress.update(records, failed)
+        return True
 
-    def _note_reported(self, report: pytest.TestReport) -> None:
+    def _note_reported(self, report: pytest.TestReport, data: Any) -> None:
         """Count the case of a report that must have a record: the call report of an item
         of the configured experiment (known by its node id, whatever its report carries),
-        and any report carrying a record (a marker's test). Setup/teardown reports without
-        one, skipped or deselected items and items never run (``-x``) count for nothing."""
-        data = getattr(report, RECORD_ATTR, None)
+        and any report carrying a record (``data``: a marker's test). Setup/teardown reports
+        without one, skipped or deselected items and items never run (``-x``) count for
+        nothing."""
         experiment = self.state.experiment
         if experiment is not None and (report.when == "call" or data is not None):
             case_id = case_id_of(report.nodeid, experiment.name)
