@@ -144,14 +144,12 @@ class _LineFile:
                 # Cutting a failed write back failed too: start on a fresh line so the next
                 # record stays parseable (readers skip the broken one).
                 data = b"\n" + data
-            written = self._fh.write(data)
-            if written != len(data):  # a short write (rare): the rest, piece by piece
-                view = memoryview(data)[written or 0 :]
-                while view:
-                    written = self._fh.write(view)
-                    if not written:
-                        raise OSError("short write")
-                    view = view[written:]
+            view = memoryview(data)
+            while view:
+                written = self._fh.write(view)
+                if not written:
+                    raise OSError("short write")
+                view = view[written:]
             self._torn = False
         except OSError as exc:
             self._torn = True
